@@ -1,0 +1,1 @@
+"""evse_hal: the hardware abstraction layer of evse-agent (interfaces and backends)."""
