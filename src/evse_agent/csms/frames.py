@@ -10,13 +10,15 @@ FROM_STATION = "<-"
 TO_STATION = "->"
 
 # (station id, direction, raw frame)
-FrameObserver = Callable[[str, str, str], None]
+FrameHook = Callable[[str, str, str], None]
 
 
 class TextConnection(Protocol):
     async def recv(self) -> str | bytes: ...
 
     async def send(self, message: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
 
 class FrameLink:
@@ -27,7 +29,7 @@ class FrameLink:
     developer debugging a station needs to see.
     """
 
-    def __init__(self, connection: TextConnection, station_id: str, observe: FrameObserver):
+    def __init__(self, connection: TextConnection, station_id: str, observe: FrameHook):
         self._connection = connection
         self.station_id = station_id
         self._observe = observe
@@ -43,6 +45,9 @@ class FrameLink:
         # Logged before the write so a frame that kills the connection is still on record.
         self._observe(self.station_id, TO_STATION, frame)
         await self._connection.send(frame)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._connection.close(code, reason)
 
 
 def format_frame_line(station_id: str, direction: str, frame: str, when: datetime) -> str:

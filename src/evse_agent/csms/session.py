@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,21 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger("evse_agent.csms")
 
+
+class _ExpectedProtocolErrors(logging.Filter):
+    """Drops the package's traceback for every CALLERROR it sends: those are expected
+    protocol outcomes, logged as one line by `_handle_call` and visible in the frame log.
+    Tracebacks of real bugs (any other exception) still get through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], OCPPError))
+
+
+# The package's own logger: per-frame INFO lines would duplicate our frame log.
+PACKAGE_LOGGER = logging.getLogger("evse_agent.csms.ocpp")
+PACKAGE_LOGGER.setLevel(logging.WARNING)
+PACKAGE_LOGGER.addFilter(_ExpectedProtocolErrors())
+
 Payload = dict[str, Any]
 # A fixed response, or a function of the request payload; a function returning None
 # leaves the answer to the built-in handler.
@@ -64,6 +80,16 @@ def error_cause(error: OCPPError) -> str:
     return str(cause or error.description)
 
 
+def _call_id(raw_msg: str) -> str | None:
+    try:
+        message = json.loads(raw_msg)
+    except ValueError:
+        return None
+    if isinstance(message, list) and len(message) > 1 and message[0] == 2:
+        return message[1] if isinstance(message[1], str) else None
+    return None
+
+
 async def check_payload(message: Call | CallResult, ocpp_version: str) -> None:
     """Schema-validate a copy of `message`.
 
@@ -79,7 +105,9 @@ class StationSession(ChargePoint):
     _ocpp_version: str  # supplied by the versioned ChargePoint that follows in the MRO
 
     def __init__(self, station_id: str, link: FrameLink, csms: DevCsms) -> None:
-        super().__init__(station_id, link, response_timeout=csms.call_timeout)
+        super().__init__(
+            station_id, link, response_timeout=csms.call_timeout, logger=PACKAGE_LOGGER
+        )
         self.csms = csms
         self.connected_at = datetime.now(UTC)
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
@@ -165,6 +193,10 @@ class StationSession(ChargePoint):
                 ) from None
         return reply.payload
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        link: FrameLink = self._connection
+        await link.close(code, reason)
+
     def connection_lost(self) -> None:
         self._closed = True
         for slot in self._pending.values():
@@ -174,8 +206,15 @@ class StationSession(ChargePoint):
     async def route_message(self, raw_msg: str) -> None:
         try:
             message = unpack(raw_msg)
-        except OCPPError:
-            message = None  # the package logs unparsable frames; let it
+        except OCPPError as error:
+            LOGGER.warning("%s: malformed frame: %s", self.id, error_cause(error))
+            unique_id = _call_id(raw_msg)
+            if unique_id is not None:  # a CALL we can address gets the error the spec wants
+                reply = CallError(
+                    unique_id, error.code, error.description, {"cause": error_cause(error)}
+                )
+                await self._send(reply.to_json())
+            return
         if isinstance(message, CallResult | CallError):
             slot = self._pending.get(message.unique_id)
             if slot is not None and not slot.done():
@@ -185,6 +224,20 @@ class StationSession(ChargePoint):
         await super().route_message(raw_msg)
 
     async def _handle_call(self, msg: Call) -> Any:
+        try:
+            return await self._answer(msg)
+        except OCPPError as error:
+            # The package answers with this CALLERROR; say why in one line.
+            LOGGER.warning(
+                "%s: %s answered with CALLERROR %s: %s",
+                self.id,
+                msg.action,
+                error.code,
+                error_cause(error),
+            )
+            raise
+
+    async def _answer(self, msg: Call) -> Any:
         override = self.csms.responses.get(msg.action)
         if override is None:
             return await super()._handle_call(msg)

@@ -63,16 +63,12 @@ class StationV16(StationSession, ChargePoint):
         return call_result.DiagnosticsStatusNotification()
 
     @on(Action.firmware_status_notification)
-    def on_firmware_status_notification(
-        self, **_: Any
-    ) -> call_result.FirmwareStatusNotification:
+    def on_firmware_status_notification(self, **_: Any) -> call_result.FirmwareStatusNotification:
         return call_result.FirmwareStatusNotification()
 
     # The 1.6 security whitepaper's station-initiated messages.
     @on(Action.security_event_notification)
-    def on_security_event_notification(
-        self, **_: Any
-    ) -> call_result.SecurityEventNotification:
+    def on_security_event_notification(self, **_: Any) -> call_result.SecurityEventNotification:
         return call_result.SecurityEventNotification()
 
     @on(Action.signed_firmware_status_notification)

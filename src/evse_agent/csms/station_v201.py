@@ -63,15 +63,11 @@ class StationV201(StationSession, ChargePoint):
         return call_result.NotifyMonitoringReport()
 
     @on(Action.security_event_notification)
-    def on_security_event_notification(
-        self, **_: Any
-    ) -> call_result.SecurityEventNotification:
+    def on_security_event_notification(self, **_: Any) -> call_result.SecurityEventNotification:
         return call_result.SecurityEventNotification()
 
     @on(Action.firmware_status_notification)
-    def on_firmware_status_notification(
-        self, **_: Any
-    ) -> call_result.FirmwareStatusNotification:
+    def on_firmware_status_notification(self, **_: Any) -> call_result.FirmwareStatusNotification:
         return call_result.FirmwareStatusNotification()
 
     @on(Action.publish_firmware_status_notification)
@@ -109,9 +105,7 @@ class StationV201(StationSession, ChargePoint):
         return call_result.NotifyEVChargingNeeds(status="Accepted")
 
     @on(Action.notify_ev_charging_schedule)
-    def on_notify_ev_charging_schedule(
-        self, **_: Any
-    ) -> call_result.NotifyEVChargingSchedule:
+    def on_notify_ev_charging_schedule(self, **_: Any) -> call_result.NotifyEVChargingSchedule:
         return call_result.NotifyEVChargingSchedule(status="Accepted")
 
     @on(Action.notify_display_messages)
@@ -119,9 +113,7 @@ class StationV201(StationSession, ChargePoint):
         return call_result.NotifyDisplayMessages()
 
     @on(Action.notify_customer_information)
-    def on_notify_customer_information(
-        self, **_: Any
-    ) -> call_result.NotifyCustomerInformation:
+    def on_notify_customer_information(self, **_: Any) -> call_result.NotifyCustomerInformation:
         return call_result.NotifyCustomerInformation()
 
     @on(Action.reservation_status_update)
