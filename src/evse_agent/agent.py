@@ -1,0 +1,374 @@
+"""The composition root: config -> storage and device model -> HAL -> core -> OCPP.
+
+This is the only place that awaits on behalf of the core: HAL events, CSMS requests
+and timer ticks go in through `feed`, which runs the core and dispatches its actions
+(HAL commands in order on one worker, OCPP messages to the adapter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+from evse_hal.clock import Clock, SystemClock
+from evse_hal.interfaces import DeviceError, DeviceFault, HalEvent, PilotChanged
+
+from . import __version__
+from .config import Config
+from .core import messages as m
+from .core.station import RequestResult, Station
+from .device_model.model import DeviceModel, VariableKey
+from .hardware import Hardware, build
+from .ocpp import connection
+from .ocpp.connection import Backoff, Endpoint
+from .ocpp.v201 import V201Adapter
+from .storage import Storage
+
+log = logging.getLogger("evse_agent")
+
+RESTART = 3  # run() result asking the CLI to re-exec the process
+
+
+def key_text(key: VariableKey) -> str:
+    return json.dumps([key.component, key.component_instance, key.evse_id, key.connector_id,
+                       key.variable, key.variable_instance])
+
+
+def text_key(text: str) -> VariableKey:
+    comp, comp_inst, evse, conn, var, var_inst = json.loads(text)
+    return VariableKey(comp, var, comp_inst, var_inst, evse, conn)
+
+
+def build_device_model(cfg: Config, storage: Storage) -> DeviceModel:
+    dm = DeviceModel()
+    dm.load_standard()
+    dm.set_factory(VariableKey("SecurityCtrlr", "SecurityProfile"), cfg.security_profile)
+    dm.set_factory(VariableKey("SecurityCtrlr", "Identity"), cfg.station_id)
+    dm.set_factory(VariableKey("SecurityCtrlr", "BasicAuthPassword"), cfg.basic_auth_password)
+    for component, variables in cfg.device_model.items():
+        if not isinstance(variables, dict):
+            raise _config_error(cfg, f"device_model.{component}", "must be a table")
+        for name, value in variables.items():
+            var_name, _, instance = name.partition("[")
+            key = VariableKey(component, var_name, variable_instance=instance.rstrip("]") or None)
+            if dm.find(key) is None:
+                raise _config_error(cfg, f"device_model.{component}.{name}", "unknown variable")
+            dm.set_factory(key, value)
+    for text, value in storage.variables().items():
+        dm.load_persisted(text_key(text), value)  # the CSMS's values win (B05)
+    dm.set_persist(lambda key, value: storage.put_variable(key_text(key), value))
+    return dm
+
+
+def _config_error(cfg: Config, key: str, problem: str) -> Exception:
+    from .config import ConfigError
+
+    return ConfigError(f"{cfg.path}: {key}: {problem}")
+
+
+class Agent:
+    def __init__(self, cfg: Config, clock: Clock | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.station_id = cfg.station_id
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = Storage(cfg.data_dir / "evse-agent.db")
+        self.dm = build_device_model(cfg, self.storage)
+        self.hw: Hardware = build(cfg, self.clock)
+        inoperative = set(self.storage.get("inoperative", []))
+        self.station = Station(
+            cfg.evse_count, self.dm, lambda: str(uuid.uuid4()), inoperative, cfg.max_current_a
+        )
+        self.adapter = V201Adapter(self, self.storage, self.dm)
+        self.boot_info: dict[str, Any] = {
+            "model": cfg.model[:20],
+            "vendorName": cfg.vendor[:50],
+            "serialNumber": cfg.serial_number[:25],
+            "firmwareVersion": __version__,
+        }
+        self._hw_commands: asyncio.Queue[m.Action] = asyncio.Queue()
+        self._rearm = asyncio.Event()
+        self._meter_wake = asyncio.Event()
+        self._hal_events: asyncio.Queue[HalEvent] = asyncio.Queue()
+        self._stopping = asyncio.Event()
+        self._restart = False
+        self._statuses: dict[tuple[int, int], m.ConnectorStatus] = {}
+        self._sim: Any = None
+        self._meter_faults: set[int] = set()
+
+    # -- StationPort (for the OCPP adapters) --------------------------------------
+    def feed(self, event: m.Event) -> RequestResult | None:
+        actions = self.station.handle(event, self.clock.now())
+        result = self.station.last_result
+        self._dispatch(actions)
+        self._rearm.set()
+        if self._sim is not None:
+            self._sim.notify()
+        return result
+
+    def connector_statuses(self) -> list[m.ConnectorStatus]:
+        return list(self._statuses.values())
+
+    def evse_ids(self) -> list[int]:
+        return list(self.station.evses)
+
+    def transaction_ids(self) -> dict[int, str]:
+        return self.station.transaction_ids()
+
+    async def unlock(self, evse_id: int, connector_id: int) -> bool:
+        return await self.hw.evses[evse_id].lock.unlock()
+
+    def persist_availability(self, evse_id: int | None, operative: bool) -> None:
+        targets = {evse_id} if evse_id else set(self.station.evses)
+        stored = set(self.storage.get("inoperative", []))
+        stored = stored - targets if operative else stored | targets
+        self.storage.put("inoperative", sorted(stored))
+
+    def schedule_restart(self) -> None:
+        self._restart = True
+        self._stopping.set()
+
+    # -- dispatch ------------------------------------------------------------------
+    def _dispatch(self, actions: list[m.Action]) -> None:
+        for a in actions:
+            match a:
+                case m.TransactionEventAction():
+                    log.info(
+                        "transaction %s %s seq %d (%s)",
+                        a.transaction_id[:8], a.event_type, a.seq_no, a.trigger_reason,
+                    )
+                    self.adapter.transaction_event(a)
+                case m.ConnectorStatus():
+                    log.info("EVSE %d connector %s", a.evse_id, a.status)
+                    self._statuses[(a.evse_id, a.connector_id)] = a
+                    self.adapter.connector_status(a)
+                case m.SendAuthorize():
+                    self.adapter.authorize(a)
+                case m.SendMeterValues():
+                    self.adapter.meter_values(a)
+                case m.RestartStation():
+                    log.info("all transactions ended: restarting")
+                    asyncio.get_running_loop().call_later(0.5, self.schedule_restart)
+                case m.Log():
+                    log.info("%s %s", a.text, a.fields or "")
+                case _:
+                    self._hw_commands.put_nowait(a)
+
+    async def _hardware_worker(self) -> None:
+        while True:
+            a = await self._hw_commands.get()
+            try:
+                match a:
+                    case m.OfferCurrent():
+                        await self.hw.evses[a.evse_id].pilot.set_offered_current(a.amps)
+                    case m.CloseContactor():
+                        log.info("EVSE %d contactor close", a.evse_id)
+                        await self.hw.evses[a.evse_id].contactor.close()
+                    case m.OpenContactor():
+                        log.info("EVSE %d contactor open", a.evse_id)
+                        await self.hw.evses[a.evse_id].contactor.open()
+                    case m.ReleaseConnector():
+                        await self.hw.evses[a.evse_id].lock.unlock()
+                    case m.ShowText():
+                        await self.hw.display.show(a.text)
+            except DeviceError as err:
+                log.error("%s", err)
+
+    def _hal_event(self, event: HalEvent) -> None:
+        self._hal_events.put_nowait(event)
+
+    async def _hal_worker(self) -> None:
+        """HAL events in the order they happened. A plug or unplug is preceded by a
+        fresh meter reading, so a transaction begins and ends on the exact register."""
+        while True:
+            event = await self._hal_events.get()
+            if isinstance(event, PilotChanged) and event.evse_id in self.hw.evses:
+                await self._read_meter(event.evse_id)
+            self.feed(event)
+            self._meter_wake.set()  # something moved: poll at the busy rate now
+
+    # -- loops -----------------------------------------------------------------------
+    async def _timers(self) -> None:
+        while True:
+            self._rearm.clear()
+            now = self.clock.now()
+            wake = self.station.next_wakeup(now)
+            delay = None if wake is None else max(0.0, (wake - now).total_seconds())
+            try:
+                await asyncio.wait_for(self._rearm.wait(), delay)
+            except TimeoutError:
+                self.feed(m.Tick())
+
+    async def _meters(self) -> None:
+        """Poll meters: every second while an EV is plugged, else every 30 s."""
+        while True:
+            await self._read_meters()
+            busy = any(e.plugged or e.tx for e in self.station.evses.values())
+            self._meter_wake.clear()
+            try:
+                await asyncio.wait_for(self._meter_wake.wait(), 1.0 if busy else 30.0)
+            except TimeoutError:
+                pass
+
+    async def _read_meters(self) -> None:
+        if self.hw.mock is not None:
+            self.hw.mock.sync()
+        for evse_id in self.hw.evses:
+            await self._read_meter(evse_id)
+
+    async def _read_meter(self, evse_id: int) -> None:
+        try:
+            reading = await self.hw.evses[evse_id].meter.read()
+        except DeviceError as err:
+            if evse_id not in self._meter_faults:
+                log.error("%s", err)
+                self._meter_faults.add(evse_id)
+                self.feed(DeviceFault("meter", evse_id, "offline"))
+            return
+        if evse_id in self._meter_faults:
+            self._meter_faults.discard(evse_id)
+            self.feed(DeviceFault("meter", evse_id, "offline", active=False))
+        self.feed(m.MeterSampled(evse_id, reading))
+
+    async def _connection(self) -> None:
+        url = connection.station_url(self.cfg.csms_url, self.cfg.station_id)
+        versions = ["2.0.1"]
+        headers = {}
+        if self.cfg.security_profile == 1 or self.dm.get("SecurityCtrlr", "BasicAuthPassword"):
+            password = str(self.dm.get("SecurityCtrlr", "BasicAuthPassword"))
+            headers = connection.basic_auth_header(self.cfg.station_id, password)
+        backoff = Backoff(0, 0, 0)
+        while True:
+            backoff.wait_minimum = float(self.dm.get("OCPPCommCtrlr", "RetryBackOffWaitMinimum"))
+            backoff.repeat_times = int(self.dm.get("OCPPCommCtrlr", "RetryBackOffRepeatTimes"))
+            backoff.random_range = float(self.dm.get("OCPPCommCtrlr", "RetryBackOffRandomRange"))
+            ping = int(self.dm.get("OCPPCommCtrlr", "WebSocketPingInterval")) or None
+            try:
+                ws, version = await connection.open_connection(
+                    url, versions, headers, ping,
+                    float(self.dm.get("OCPPCommCtrlr", "MessageTimeout", "Default")),
+                )
+            except (OSError, TimeoutError, ValueError, Exception) as err:
+                wait = backoff.next_wait()
+                log.warning("cannot reach CSMS at %s: %s; retrying in %.1f s", url, _reason(err),
+                            wait)
+                await asyncio.sleep(wait)
+                continue
+            backoff.failures = 0
+            log.info("connected to %s (OCPP %s)", url, version)
+            endpoint = Endpoint(ws, version, self.adapter.handle, _frame_logger)
+            receiver = asyncio.ensure_future(endpoint.run())
+            session = asyncio.ensure_future(self.adapter.session(endpoint))
+            try:
+                await asyncio.wait([receiver, session], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                session.cancel()
+                await ws.close()
+                await asyncio.gather(receiver, session, return_exceptions=True)
+            if not session.cancelled() and session.exception():
+                log.error("session failed: %r", session.exception())
+            wait = backoff.next_wait()
+            log.warning("connection to CSMS lost; reconnecting in %.1f s", wait)
+            await asyncio.sleep(wait)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The whole station for the mock control API (DESIGN.md contract)."""
+        snapshot = self.hw.mock.snapshot() if self.hw.mock else {"evses": []}
+        hw = {e["evse_id"] if "evse_id" in e else e.get("id"): e for e in snapshot["evses"]}
+        evses = []
+        for evse_id, e in self.station.evses.items():
+            h = hw.get(evse_id, {})
+            evses.append({
+                "id": evse_id,
+                "connector_status": e.reported_status or "Available",
+                "pilot": h.get("pilot", e.pilot),
+                "contactor_closed": bool(h.get("contactor_closed", e.contactor_closed)),
+                "offered_current_a": float(h.get("offered_current_a", e.offered_a)),
+                "energy_wh": float(h.get("energy_wh", e.reading.energy_wh if e.reading else 0)),
+                "power_w": float(h.get("power_w", 0.0)),
+                "transaction_id": e.tx.id if e.tx else None,
+            })
+        return {
+            "ocpp": {
+                "connected": self.adapter.connected,
+                "version": self.adapter.version,
+                "registration": self.adapter.registration,
+            },
+            "evses": evses,
+            "display": {"text": self.hw.display.text},
+        }
+
+    async def run(self) -> int:
+        """Run until stop() (exit 0) or a reset (RESTART)."""
+        await self.hw.mock.start(self._hal_event) if self.hw.mock else None
+        await self._read_meters()
+        for tx_id, evse_id, connector_id, next_seq, token in self.storage.open_transactions():
+            fields = json.loads(token) if token else None
+            id_token = m.IdToken(fields["idToken"], fields["type"]) if fields else None
+            log.warning("transaction %s was open at the last stop: ending it", tx_id)
+            self.feed(m.RecoveredTransaction(tx_id, evse_id, connector_id or 1, next_seq,
+                                             id_token))
+        self.feed(m.Tick())
+        tasks = [
+            asyncio.ensure_future(c)
+            for c in (
+                self._hal_worker(),
+                self._hardware_worker(),
+                self._timers(),
+                self._meters(),
+                self._connection(),
+            )
+        ]
+        if self.hw.mock is not None:
+            from .sim.api import SimServer
+
+            host, port = self.cfg.sim_listen
+            self._sim = SimServer(self.hw.mock, self.state, host, port, self._settle)
+            await self._sim.start()
+        await self._stopping.wait()
+        await self._shutdown(tasks)
+        return RESTART if self._restart else 0
+
+    async def _settle(self) -> None:
+        """Let the events a mock action produced reach the core and the hardware."""
+        for _ in range(3):
+            await asyncio.sleep(0)
+        while not (self._hw_commands.empty() and self._hal_events.empty()):
+            await asyncio.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _shutdown(self, tasks: list[asyncio.Future[Any]]) -> None:
+        if self._restart:  # give queued transaction messages a moment to leave
+            for _ in range(50):
+                if self.storage.queue_length() == 0 or not self.adapter.online:
+                    break
+                await asyncio.sleep(0.1)
+        for evse in self.hw.evses.values():
+            try:
+                await evse.contactor.open()
+                await evse.pilot.set_offered_current(0)
+            except DeviceError as err:
+                log.error("%s", err)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._sim is not None:
+            await self._sim.stop()
+        if self.hw.mock is not None:
+            await self.hw.mock.stop()
+        self.storage.close()
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    return text.splitlines()[0][:200]
+
+
+def _frame_logger(direction: str, frame: str) -> None:
+    logging.getLogger("evse_agent.frames").debug("%s %s", direction, frame)

@@ -1,0 +1,107 @@
+"""`evse-agent run | demo | csms | sim` — the command line (DESIGN.md contract).
+
+Expected failures (a config typo, a port in use) end in one line on stderr and a
+non-zero exit, never a traceback. Subcommands import what they need when they run,
+so `evse-agent run` starts lean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .agent import RESTART, Agent
+    from .config import ConfigError, load
+
+    try:
+        cfg = load(Path(args.config))
+        agent = Agent(cfg)
+    except ConfigError as err:
+        print(f"evse-agent: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"evse-agent: {err.filename or ''}: {err.strerror}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.stop)
+        return await agent.run()
+
+    try:
+        code = asyncio.run(main())
+    except OSError as err:  # e.g. the mock control API port is taken
+        print(f"evse-agent: {err}", file=sys.stderr)
+        return 1
+    if code == RESTART:
+        # Reset: start again in place (same pid), so a supervisor sees no exit.
+        logging.getLogger("evse_agent").info("restarting")
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, "-m", "evse_agent", *sys.argv[1:]])
+    return code
+
+
+def _csms(args: argparse.Namespace) -> int:
+    from .csms.cli import main as csms_main
+
+    return csms_main(args.rest)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from .sim.client import main as sim_main
+
+    return sim_main(args.rest)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(args.rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="evse-agent", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every OCPP frame")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a station")
+    run.add_argument("--config", required=True, help="station TOML file")
+    run.set_defaults(func=_run)
+    for name, func, text in (
+        ("csms", _csms, "the development CSMS"),
+        ("sim", _sim, "drive a running mock station"),
+        ("demo", _demo, "play a full charging session against the development CSMS"),
+    ):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.set_defaults(func=func, rest=[])
+    # Subcommands with their own parsers get everything after their name untouched.
+    split = next((i for i, a in enumerate(argv) if a in ("csms", "sim", "demo")), None)
+    if split is not None and all(a.startswith("-") for a in argv[:split]):
+        args = parser.parse_args(argv[: split + 1])
+        args.rest = argv[split + 1 :]
+    else:
+        args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if args.verbose or os.environ.get("EVSE_AGENT_FRAMES"):
+        logging.getLogger("evse_agent.frames").setLevel(logging.DEBUG)
+    else:
+        logging.getLogger("evse_agent.frames").setLevel(logging.INFO)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
