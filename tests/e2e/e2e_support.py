@@ -141,11 +141,13 @@ listen = "127.0.0.1:{self.sim_port}"
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(5)
 
-    def terminate(self) -> int:
+    async def terminate(self) -> int:
+        """SIGTERM, then wait without blocking the loop: the in-process CSMS must stay
+        responsive to complete the websocket closing handshake."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(15)
+        return await asyncio.to_thread(self.proc.wait, 15)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -188,7 +190,7 @@ async def csms() -> AsyncIterator[DevCsms]:
 
 
 @pytest.fixture
-def station_factory(
+async def station_factory(
     tmp_path: Path, csms: DevCsms
 ) -> AsyncIterator[Callable[..., Station]]:
     started: list[Station] = []
@@ -201,7 +203,7 @@ def station_factory(
     yield make  # type: ignore[misc]
     for st in started:
         if st.proc is not None and st.proc.poll() is None:
-            st.terminate()
+            await st.terminate()
         assert "Traceback" not in st.output(), st.output()[-3000:]
 
 

@@ -64,7 +64,7 @@ async def test_boot_status_and_local_session(csms: DevCsms, station_factory: Any
         if s.get("measurand") == "Energy.Active.Import.Register"
     ]
     assert energy == sorted(energy) and energy[-1] > energy[0]
-    assert st.terminate() == 0  # SIGTERM: a clean stop
+    assert await st.terminate() == 0  # SIGTERM: a clean stop
 
 
 async def test_remote_start_and_stop(csms: DevCsms, station_factory: Any) -> None:
@@ -119,7 +119,7 @@ async def test_get_and_set_variables_persist_across_restart(
         "Accepted", "UnknownVariable", "UnknownComponent", "Rejected", "Rejected",
         "NotSupportedAttributeType",
     ]
-    assert st.terminate() == 0
+    assert await st.terminate() == 0
     st.start()
     await csms.wait_for(STATION, "BootNotification", since=len(csms.received))
     await asyncio.sleep(0.3)
