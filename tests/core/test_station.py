@@ -279,3 +279,37 @@ def test_transaction_ids_are_unique(evse_count: int) -> None:
         h.send(PilotChanged(1, "A"))
     ids = {e.transaction_id for e in h.tx_events()}
     assert len(ids) == 3  # E01.FR.08
+
+
+def test_invalid_id_token_in_transaction_response_stops_the_transaction() -> None:
+    h = Harness()
+    h.send(PilotChanged(1, "B"))
+    h.send(TokenPresented("CARD1"))
+    h.authorize_last()
+    h.send(PilotChanged(1, "C"))
+    tx_id = h.tx_events()[0].transaction_id
+    h.send(m.TransactionResponse(tx_id, "Blocked"))  # StopTxOnInvalidId = true: C15.FR.04
+    ended = h.tx_events()[-1]
+    assert (ended.event_type, ended.trigger_reason, ended.stopped_reason) == (
+        "Ended",
+        "Deauthorized",
+        "DeAuthorized",
+    )
+    assert m.OpenContactor(1) in h.actions
+
+
+def test_invalid_id_token_with_ev_connected_stop_point_suspends_energy() -> None:
+    h = Harness(TxCtrlr__TxStopPoint="EVConnected")
+    h.send(PilotChanged(1, "B"))
+    h.send(TokenPresented("CARD1"))
+    h.authorize_last()
+    h.send(PilotChanged(1, "C"))
+    tx_id = h.tx_events()[0].transaction_id
+    h.send(m.TransactionResponse(tx_id, "Invalid"))
+    updated = h.tx_events()[-1]
+    assert (updated.event_type, updated.trigger_reason, updated.charging_state) == (
+        "Updated",
+        "Deauthorized",
+        "EVConnected",
+    )  # C15.FR.03
+    assert m.OpenContactor(1) in h.actions

@@ -95,7 +95,7 @@ async def test_malformed_frames_get_callerror_and_the_station_carries_on(
         '[2, "m6", "SetDisplayMessage", {"message": {"id": 1, "priority": "AlwaysFront",'
         ' "message": {"format": "ASCII", "content": "hi"}}}]': ("m6", "NotImplemented"),
         '[7, "m7", {}]': ("m7", "MessageTypeNotSupported"),
-        '[2, "m8"]': ("-1", "RpcFrameworkError"),
+        '[2, "m8"]': ("m8", "RpcFrameworkError"),
     }
     for raw in frames:
         await link.send(raw)

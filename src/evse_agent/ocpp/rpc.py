@@ -87,11 +87,13 @@ def parse(raw: str | bytes, version: str) -> Frame:
     except (ValueError, UnicodeDecodeError) as exc:
         code = c["format"] if version == "1.6" else c["framework"]
         raise RpcError(code, f"not JSON: {exc}") from None
-    if not isinstance(msg, list) or len(msg) < 3:
+    if not isinstance(msg, list) or len(msg) < 2:
         raise RpcError(c["framework"], "a frame is a JSON array of 3 to 5 elements")
     type_id, message_id = msg[0], msg[1]
     if not isinstance(message_id, str) or len(message_id) > 36:
         raise RpcError(c["framework"], "MessageId must be a string of up to 36 characters")
+    if len(msg) < 3:
+        raise RpcError(c["framework"], "a frame is a JSON array of 3 to 5 elements", message_id)
     if type_id == CALL:
         if len(msg) != 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
             raise RpcError(c["protocol"], "CALL is [2, id, action, {payload}]", message_id)

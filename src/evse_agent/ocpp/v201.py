@@ -97,6 +97,11 @@ class V201Adapter:
         self._volatile: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._last_sent = time.monotonic()
         self._boot_wake = asyncio.Event()
+        self._heartbeat_changed = asyncio.Event()
+        dm.subscribe(
+            lambda key, value: self._heartbeat_changed.set(),
+            VariableKey("OCPPCommCtrlr", "HeartbeatInterval"),
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self.outbox = Outbox(
             storage,
@@ -207,7 +212,11 @@ class V201Adapter:
             interval = float(self.dm.get("OCPPCommCtrlr", "HeartbeatInterval"))
             idle = time.monotonic() - self._last_sent
             if idle < interval:
-                await asyncio.sleep(interval - idle)
+                self._heartbeat_changed.clear()
+                try:  # a new HeartbeatInterval from SetVariables applies at once
+                    await asyncio.wait_for(self._heartbeat_changed.wait(), interval - idle)
+                except TimeoutError:
+                    pass
                 continue
             await self._heartbeat(endpoint)
 
