@@ -23,16 +23,22 @@ CARD = "04A2B3C4D5E6F7"
 class Timeline:
     def __init__(self) -> None:
         self.start = time.monotonic()
+        self._calls: dict[str, str] = {}
 
     def line(self, who: str, text: str) -> None:
         print(f"{time.monotonic() - self.start:6.2f}s  {who:<8} {text}", flush=True)
 
     def frame(self, station_id: str, direction: str, raw: str) -> None:
         msg = json.loads(raw)
-        if msg[0] != 2:
-            return  # one line per message: the request says it all
         sender, arrow = ("station", "->") if direction == "<-" else ("CSMS", "<-")
-        self.line(sender, f"{arrow} {msg[2]} {_brief(msg[2], msg[3])}")
+        if msg[0] == 2:
+            self._calls[msg[1]] = msg[2]
+            self.line(sender, f"{arrow} {msg[2]} {_brief(msg[2], msg[3])}")
+        elif msg[0] == 3 and msg[2]:
+            action = self._calls.pop(msg[1], "?")
+            status = msg[2].get("status") or msg[2].get("idTokenInfo", {}).get("status")
+            if status:
+                self.line(sender, f"{arrow} {action}Response {status}")
 
 
 def _brief(action: str, p: dict[str, Any]) -> str:
