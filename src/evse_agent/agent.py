@@ -324,14 +324,23 @@ class Agent:
             )
         ]
         if self.hw.mock is not None:
-            from .sim.api import SimServer
-
-            host, port = self.cfg.sim_listen
-            self._sim = SimServer(self.hw.mock, self.state, host, port, self._settle)
-            await self._sim.start()
+            await self._start_sim()
         await self._stopping.wait()
         await self._shutdown(tasks)
         return RESTART if self._restart else 0
+
+    async def _start_sim(self) -> None:
+        """The mock control API (aiohttp, ~0.25 s to import) comes up once the first
+        BootNotification is answered, or after a second, so it never delays boot."""
+        try:
+            await asyncio.wait_for(self.adapter.first_answer.wait(), 1.0)
+        except TimeoutError:
+            pass
+        from .sim.api import SimServer
+
+        host, port = self.cfg.sim_listen
+        self._sim = SimServer(self.hw.mock, self.state, host, port, self._settle)
+        await self._sim.start()
 
     async def _settle(self) -> None:
         """Let the events a mock action produced reach the core and the hardware."""

@@ -97,6 +97,7 @@ class V201Adapter:
         self._volatile: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._last_sent = time.monotonic()
         self._boot_wake = asyncio.Event()
+        self.first_answer = asyncio.Event()  # the first BootNotification got an answer
         self._heartbeat_changed = asyncio.Event()
         dm.subscribe(
             lambda key, value: self._heartbeat_changed.set(),
@@ -191,6 +192,7 @@ class V201Adapter:
                 await self._sleep_or_trigger(30)
                 continue
             self.registration = response["status"]
+            self.first_answer.set()
             interval = int(response.get("interval", 0))
             log.info("BootNotification %s (interval %d s)", self.registration, interval)
             if self.registration == "Accepted":
