@@ -155,7 +155,10 @@ class Endpoint:
             return
         await self._send(rpc.result_frame(call.message_id, reply.payload))
         if reply.after is not None:
-            await reply.after()
+            try:
+                await reply.after()
+            except CallFailed as failure:  # e.g. the link dropped under a triggered message
+                log.warning("after %s: %s", call.action, failure)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

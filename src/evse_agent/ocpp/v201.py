@@ -347,9 +347,13 @@ class V201Adapter:
     async def _reset(self, p: dict[str, Any]) -> Reply:
         if p.get("evseId"):
             return Reply({"status": "Rejected"})  # B11.FR.09: no per-EVSE reset
-        self.storage.put("boot_reason", "RemoteReset")
         result = self.port.feed(m.ResetRequested(p["type"] == "Immediate"))
-        return Reply({"status": result.status if result else "Rejected"})
+        status = result.status if result else "Rejected"
+        # The next BootNotification says why (TC_B_21_CS: ScheduledReset when it waited).
+        reason = {"Scheduled": "ScheduledReset", "Accepted": "RemoteReset"}.get(status)
+        if reason:
+            self.storage.put("boot_reason", reason)
+        return Reply({"status": status})
 
     async def _unlock(self, p: dict[str, Any]) -> Reply:
         evse_id, connector_id = p["evseId"], p["connectorId"]
