@@ -20,9 +20,11 @@ from . import __version__
 from .config import Config
 from .core import messages as m
 from .core.station import RequestResult, Station
-from .device_model.model import DeviceModel, VariableKey
+from .device_model.live import LiveFeed
+from .device_model.setup import build_device_model
 from .hardware import Hardware, build
-from .ocpp import connection
+from .monitoring import MonitoringEngine
+from .ocpp import connection, rpc
 from .ocpp.connection import Backoff, Endpoint
 from .ocpp.v201 import V201Adapter
 from .storage import Storage
@@ -32,43 +34,6 @@ log = logging.getLogger("evse_agent")
 RESTART = 3  # run() result asking the CLI to re-exec the process
 
 
-def key_text(key: VariableKey) -> str:
-    return json.dumps([key.component, key.component_instance, key.evse_id, key.connector_id,
-                       key.variable, key.variable_instance])
-
-
-def text_key(text: str) -> VariableKey:
-    comp, comp_inst, evse, conn, var, var_inst = json.loads(text)
-    return VariableKey(comp, var, comp_inst, var_inst, evse, conn)
-
-
-def build_device_model(cfg: Config, storage: Storage) -> DeviceModel:
-    dm = DeviceModel()
-    dm.load_standard()
-    dm.set_factory(VariableKey("SecurityCtrlr", "SecurityProfile"), cfg.security_profile)
-    dm.set_factory(VariableKey("SecurityCtrlr", "Identity"), cfg.station_id)
-    dm.set_factory(VariableKey("SecurityCtrlr", "BasicAuthPassword"), cfg.basic_auth_password)
-    for component, variables in cfg.device_model.items():
-        if not isinstance(variables, dict):
-            raise _config_error(cfg, f"device_model.{component}", "must be a table")
-        for name, value in variables.items():
-            var_name, _, instance = name.partition("[")
-            key = VariableKey(component, var_name, variable_instance=instance.rstrip("]") or None)
-            if dm.find(key) is None:
-                raise _config_error(cfg, f"device_model.{component}.{name}", "unknown variable")
-            dm.set_factory(key, value)
-    for text, value in storage.variables().items():
-        dm.load_persisted(text_key(text), value)  # the CSMS's values win (B05)
-    dm.set_persist(lambda key, value: storage.put_variable(key_text(key), value))
-    return dm
-
-
-def _config_error(cfg: Config, key: str, problem: str) -> Exception:
-    from .config import ConfigError
-
-    return ConfigError(f"{cfg.path}: {key}: {problem}")
-
-
 class Agent:
     def __init__(self, cfg: Config, clock: Clock | None = None) -> None:
         self.cfg = cfg
@@ -76,13 +41,24 @@ class Agent:
         self.station_id = cfg.station_id
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = Storage(cfg.data_dir / "evse-agent.db")
-        self.dm = build_device_model(cfg, self.storage)
+        self.dm = build_device_model(
+            cfg, self.storage, __version__, lambda: rpc.timestamp(self.clock.now())
+        )
+        self.live = LiveFeed(self.dm)
         self.hw: Hardware = build(cfg, self.clock)
         inoperative = set(self.storage.get("inoperative", []))
         self.station = Station(
             cfg.evse_count, self.dm, lambda: str(uuid.uuid4()), inoperative, cfg.max_current_a
         )
-        self.adapter = V201Adapter(self, self.storage, self.dm)
+        self.monitoring = MonitoringEngine(
+            self.dm,
+            persist=lambda state: self.storage.put("monitoring", state),
+            load=self.storage.get("monitoring"),
+            transactions=self.station.transaction_ids,
+        )
+        self.adapter = V201Adapter(
+            self, self.storage, self.dm, self.monitoring, self.clock.now
+        )
         self.boot_info: dict[str, Any] = {
             "model": cfg.model[:20],
             "vendorName": cfg.vendor[:50],
@@ -101,9 +77,23 @@ class Agent:
 
     # -- StationPort (for the OCPP adapters) --------------------------------------
     def feed(self, event: m.Event) -> RequestResult | None:
-        actions = self.station.handle(event, self.clock.now())
+        now = self.clock.now()
+        actions = self.station.handle(event, now)
         result = self.station.last_result
+        self.live.hal_event(event)
+        events = []
+        if isinstance(event, DeviceFault):  # hard-wired monitors (N07)
+            events += self.monitoring.device_fault(
+                event.device, event.evse_id, event.fault, event.active, now
+            )
+        elif isinstance(event, m.MeterSampled):
+            self.live.meter_reading(event.evse_id, event.reading)
         self._dispatch(actions)
+        events += self.monitoring.drain_events(now)
+        if isinstance(event, m.Tick):
+            events += self.monitoring.tick(now)
+        if events:
+            self.adapter.notify_events(events)
         self._rearm.set()
         if self._sim is not None:
             self._sim.notify()
@@ -144,6 +134,7 @@ class Agent:
                 case m.ConnectorStatus():
                     log.info("EVSE %d connector %s", a.evse_id, a.status)
                     self._statuses[(a.evse_id, a.connector_id)] = a
+                    self.live.connector_status(a.evse_id, a.connector_id, a.status)
                     self.adapter.connector_status(a)
                 case m.SendAuthorize():
                     self.adapter.authorize(a)
@@ -154,6 +145,9 @@ class Agent:
                     asyncio.get_running_loop().call_later(0.5, self.schedule_restart)
                 case m.Log():
                     log.info("%s %s", a.text, a.fields or "")
+                case m.ShowText():
+                    self.live.display_text(a.text)
+                    self._hw_commands.put_nowait(a)
                 case _:
                     self._hw_commands.put_nowait(a)
 
@@ -195,7 +189,8 @@ class Agent:
         while True:
             self._rearm.clear()
             now = self.clock.now()
-            wake = self.station.next_wakeup(now)
+            wakes = [self.station.next_wakeup(now), self.monitoring.next_wakeup(now)]
+            wake = min((w for w in wakes if w is not None), default=None)
             delay = None if wake is None else max(0.0, (wake - now).total_seconds())
             try:
                 await asyncio.wait_for(self._rearm.wait(), delay)

@@ -13,16 +13,18 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from ..core import messages as m
 from ..core.station import RequestResult
 from ..device_model.model import DeviceModel, VariableKey
+from ..monitoring import MonitoringEngine
 from ..storage import QueuedMessage, Storage
 from . import rpc
 from .connection import CallFailed, Endpoint, Reply
 from .outbox import Outbox
-from .provisioning import get_variables, set_variables
+from .v201_device_model import DeviceModelHandlers
 
 log = logging.getLogger("evse_agent.ocpp")
 
@@ -84,8 +86,18 @@ def meter_values_payload(values: tuple[m.MeterValue, ...]) -> list[dict[str, Any
 class V201Adapter:
     version = "2.0.1"
 
-    def __init__(self, port: StationPort, storage: Storage, dm: DeviceModel) -> None:
+    def __init__(
+        self,
+        port: StationPort,
+        storage: Storage,
+        dm: DeviceModel,
+        monitoring: MonitoringEngine,
+        now: Callable[[], datetime],
+    ) -> None:
         self.port = port
+        self.monitoring = monitoring
+        self._now = now
+        self.device_model = DeviceModelHandlers(dm, monitoring, self._send_pages, now)
         self.storage = storage
         self.dm = dm
         self.registration: str | None = None
@@ -131,6 +143,11 @@ class V201Adapter:
     def authorize(self, a: m.SendAuthorize) -> None:
         self._spawn(self._authorize(a))
 
+    def notify_events(self, event_data: list[dict[str, Any]]) -> None:
+        """Monitoring events: sent now, or kept per OfflineQueuingSeverity (N07)."""
+        for request in self.monitoring.notify_event_requests(event_data, self._now(), self.online):
+            self._volatile.put_nowait(("NotifyEvent", request))
+
     def meter_values(self, a: m.SendMeterValues) -> None:
         if self.online:
             payload = {"evseId": a.evse_id, "meterValue": meter_values_payload(a.meter_values)}
@@ -167,6 +184,8 @@ class V201Adapter:
             if long_offline or self._reported.get(key) != status.status:
                 self._status_notification(status)  # B01.FR.05; changes after a short outage
         self._offline_since = None
+        for request in self.monitoring.flush(self._now()):
+            self._volatile.put_nowait(("NotifyEvent", request))
 
     def _went_offline(self) -> None:
         was_online = self.online
@@ -177,7 +196,11 @@ class V201Adapter:
             self.port.feed(m.ConnectionChanged(False))
         self.storage.mark_unsent_offline()  # E11.FR.07
         while not self._volatile.empty():
-            self._volatile.get_nowait()
+            self._undelivered(*self._volatile.get_nowait())
+
+    def _undelivered(self, action: str, payload: dict[str, Any]) -> None:
+        if action == "NotifyEvent":
+            self.monitoring.queue_offline(payload["eventData"])
 
     async def _boot(self, endpoint: Endpoint) -> None:
         reason = self.storage.get("boot_reason", "PowerUp")
@@ -236,9 +259,24 @@ class V201Adapter:
             try:
                 await self._call(endpoint, action, payload)
             except CallFailed as failure:
+                self._undelivered(action, payload)
                 if failure.kind == "closed":
                     raise
                 log.warning("%s failed: %s", action, failure)
+
+    async def _send_pages(self, action: str, pages: list[dict[str, Any]]) -> None:
+        """Report pages, in order, right after the answer that announced them (allowed
+        while Pending, B02.FR.02)."""
+        endpoint = self._endpoint
+        for page in pages:
+            if endpoint is None:
+                return
+            try:
+                await self._call(endpoint, action, page)
+            except CallFailed as failure:
+                log.warning("%s seqNo %s failed: %s; report abandoned", action,
+                            page.get("seqNo"), failure)
+                return
 
     async def _send_queued(self, msg: QueuedMessage) -> dict[str, Any]:
         endpoint = self._endpoint
@@ -299,8 +337,7 @@ class V201Adapter:
 
     def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Reply]]]:
         return {
-            "GetVariables": self._get_variables,
-            "SetVariables": self._set_variables,
+            **self.device_model.handlers(),
             "RequestStartTransaction": self._request_start,
             "RequestStopTransaction": self._request_stop,
             "TriggerMessage": self._trigger,
@@ -308,12 +345,6 @@ class V201Adapter:
             "Reset": self._reset,
             "UnlockConnector": self._unlock,
         }
-
-    async def _get_variables(self, p: dict[str, Any]) -> Reply:
-        return Reply({"getVariableResult": get_variables(self.dm, p["getVariableData"])})
-
-    async def _set_variables(self, p: dict[str, Any]) -> Reply:
-        return Reply({"setVariableResult": set_variables(self.dm, p["setVariableData"])})
 
     async def _request_start(self, p: dict[str, Any]) -> Reply:
         if self.registration != "Accepted":

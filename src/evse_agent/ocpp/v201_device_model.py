@@ -1,0 +1,81 @@
+"""OCPP 2.0.1 requests about the device model (B05-B08) and monitoring (N02-N07):
+the adapter's handlers for them, each answering at once and sending the report
+pages (NotifyReport, NotifyMonitoringReport) after the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from ..device_model.model import DeviceModel
+from ..monitoring import MonitoringEngine
+from . import reports
+from .connection import Reply
+from .provisioning import get_variables, set_variables
+
+SendPages = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
+Handler = Callable[[dict[str, Any]], Awaitable[Reply]]
+
+
+class DeviceModelHandlers:
+    def __init__(
+        self,
+        dm: DeviceModel,
+        monitoring: MonitoringEngine,
+        send_pages: SendPages,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.dm = dm
+        self.monitoring = monitoring
+        self._send_pages = send_pages
+        self._now = now
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "GetVariables": self._get_variables,
+            "SetVariables": self._set_variables,
+            "GetBaseReport": self._get_base_report,
+            "GetReport": self._get_report,
+            "SetVariableMonitoring": self._set_variable_monitoring,
+            "ClearVariableMonitoring": self._clear_variable_monitoring,
+            "SetMonitoringBase": self._set_monitoring_base,
+            "SetMonitoringLevel": self._set_monitoring_level,
+            "GetMonitoringReport": self._get_monitoring_report,
+        }
+
+    def _pages(self, action: str, pages: list[dict[str, Any]]) -> Callable[[], Awaitable[None]]:
+        async def send() -> None:
+            await self._send_pages(action, pages)
+
+        return send
+
+    async def _get_variables(self, p: dict[str, Any]) -> Reply:
+        return Reply({"getVariableResult": get_variables(self.dm, p["getVariableData"])})
+
+    async def _set_variables(self, p: dict[str, Any]) -> Reply:
+        return Reply({"setVariableResult": set_variables(self.dm, p["setVariableData"])})
+
+    async def _get_base_report(self, p: dict[str, Any]) -> Reply:
+        answer, pages = reports.base_report(self.dm, p["requestId"], p["reportBase"], self._now())
+        return Reply(answer, self._pages("NotifyReport", pages) if pages else None)
+
+    async def _get_report(self, p: dict[str, Any]) -> Reply:
+        answer, pages = reports.custom_report(self.dm, p, self._now())
+        return Reply(answer, self._pages("NotifyReport", pages) if pages else None)
+
+    async def _set_variable_monitoring(self, p: dict[str, Any]) -> Reply:
+        return Reply(self.monitoring.set_variable_monitoring(p, self._now()))
+
+    async def _clear_variable_monitoring(self, p: dict[str, Any]) -> Reply:
+        return Reply(self.monitoring.clear_variable_monitoring(p))
+
+    async def _set_monitoring_base(self, p: dict[str, Any]) -> Reply:
+        return Reply(self.monitoring.set_monitoring_base(p))
+
+    async def _set_monitoring_level(self, p: dict[str, Any]) -> Reply:
+        return Reply(self.monitoring.set_monitoring_level(p))
+
+    async def _get_monitoring_report(self, p: dict[str, Any]) -> Reply:
+        answer, pages = self.monitoring.monitoring_report(p, self._now())
+        return Reply(answer, self._pages("NotifyMonitoringReport", pages) if pages else None)
