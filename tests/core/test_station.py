@@ -313,3 +313,21 @@ def test_invalid_id_token_with_ev_connected_stop_point_suspends_energy() -> None
         "EVConnected",
     )  # C15.FR.03
     assert m.OpenContactor(1) in h.actions
+
+
+def test_no_transaction_before_accepted_unless_tx_before_accepted_enabled() -> None:
+    h = Harness(TxCtrlr__TxStartPoint="EVConnected")
+    h.station.accepted_once = False
+    h.send(m.ConnectionChanged(False))
+    h.send(PilotChanged(1, "B"))
+    assert h.tx_events() == []  # B02.FR.03 is opt-in: TxBeforeAcceptedEnabled
+    h.send(m.ConnectionChanged(True))
+    assert h.tx_events()[0].trigger_reason == "CablePluggedIn"
+
+
+def test_tx_before_accepted_enabled_allows_a_queued_offline_transaction() -> None:
+    h = Harness(TxCtrlr__TxStartPoint="EVConnected", TxCtrlr__TxBeforeAcceptedEnabled="true")
+    h.station.accepted_once = False
+    h.send(m.ConnectionChanged(False))
+    h.send(PilotChanged(1, "B"))
+    assert h.tx_events()[0].offline is True

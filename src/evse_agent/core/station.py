@@ -46,6 +46,7 @@ class Station:
             if evse_id in self.evses:
                 self.evses[evse_id].operative = False
         self.online = False
+        self.accepted_once = False  # the CSMS has accepted this station since start-up
         self.pending_reset = False
         self._new_tx_id = new_transaction_id
         self._auth_requests: dict[int, tuple[m.IdToken, int | None, int | None]] = {}
@@ -72,6 +73,7 @@ class Station:
                 self.evses[evse_id].reading = event.reading
             case m.ConnectionChanged(online=online):
                 self.online = online
+                self.accepted_once = self.accepted_once or online
             case m.AuthorizeResult():
                 self._authorize_result(event, now, out)
             case m.TransactionResponse():
@@ -385,7 +387,8 @@ class Station:
     def _evaluate(self, e: Evse, now: datetime, out: list[m.Action]) -> None:
         cond = self._conditions(e)
         # E01: the first start point that holds starts a transaction.
-        if e.tx is None and e.stop_trigger is None and e.available:
+        may_start = self.accepted_once or self._setting("TxCtrlr", "TxBeforeAcceptedEnabled")
+        if e.tx is None and e.stop_trigger is None and e.available and may_start:
             points = self.settings.members("TxCtrlr", "TxStartPoint")
             started_by = [p for p in points if cond.get(p)]
             if started_by:

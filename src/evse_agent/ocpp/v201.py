@@ -195,6 +195,7 @@ class V201Adapter:
             self._offline_since = time.monotonic()
             self.port.feed(m.ConnectionChanged(False))
         self.storage.mark_unsent_offline()  # E11.FR.07
+        self.device_model.connection_lost()
         while not self._volatile.empty():
             self._undelivered(*self._volatile.get_nowait())
 

@@ -30,6 +30,7 @@ class DeviceModelHandlers:
         self.monitoring = monitoring
         self._send_pages = send_pages
         self._now = now
+        self._reporting = False  # pages of an earlier report are still being sent
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -45,10 +46,22 @@ class DeviceModelHandlers:
         }
 
     def _pages(self, action: str, pages: list[dict[str, Any]]) -> Callable[[], Awaitable[None]]:
+        self._reporting = True
+
         async def send() -> None:
-            await self._send_pages(action, pages)
+            try:
+                await self._send_pages(action, pages)
+            finally:
+                self._reporting = False
 
         return send
+
+    def connection_lost(self) -> None:
+        self._reporting = False  # an unsent report will not be sent on the next link
+
+    def _busy(self) -> Reply | None:
+        """B07.FR.13 / B08.FR.16: one report at a time."""
+        return Reply({"status": "Rejected"}) if self._reporting else None
 
     async def _get_variables(self, p: dict[str, Any]) -> Reply:
         return Reply({"getVariableResult": get_variables(self.dm, p["getVariableData"])})
@@ -57,10 +70,14 @@ class DeviceModelHandlers:
         return Reply({"setVariableResult": set_variables(self.dm, p["setVariableData"])})
 
     async def _get_base_report(self, p: dict[str, Any]) -> Reply:
+        if busy := self._busy():
+            return busy
         answer, pages = reports.base_report(self.dm, p["requestId"], p["reportBase"], self._now())
         return Reply(answer, self._pages("NotifyReport", pages) if pages else None)
 
     async def _get_report(self, p: dict[str, Any]) -> Reply:
+        if busy := self._busy():
+            return busy
         answer, pages = reports.custom_report(self.dm, p, self._now())
         return Reply(answer, self._pages("NotifyReport", pages) if pages else None)
 
@@ -77,5 +94,7 @@ class DeviceModelHandlers:
         return Reply(self.monitoring.set_monitoring_level(p))
 
     async def _get_monitoring_report(self, p: dict[str, Any]) -> Reply:
+        if busy := self._busy():
+            return busy
         answer, pages = self.monitoring.monitoring_report(p, self._now())
         return Reply(answer, self._pages("NotifyMonitoringReport", pages) if pages else None)
