@@ -207,6 +207,7 @@ async def open_connection(
         additional_headers=headers,
         compression="deflate",
         open_timeout=open_timeout,
+        close_timeout=3,  # a CSMS that never completes the closing handshake cannot hold SIGTERM
         ping_interval=ping_interval,
         max_size=2**22,
     )
