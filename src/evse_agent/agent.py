@@ -17,6 +17,7 @@ from evse_hal.clock import Clock, SystemClock
 from evse_hal.interfaces import DeviceError, DeviceFault, HalEvent, PilotChanged
 
 from . import __version__
+from .aio import wait_event
 from .config import Config
 from .core import messages as m
 from .core.station import RequestResult, Station
@@ -192,9 +193,7 @@ class Agent:
             wakes = [self.station.next_wakeup(now), self.monitoring.next_wakeup(now)]
             wake = min((w for w in wakes if w is not None), default=None)
             delay = None if wake is None else max(0.0, (wake - now).total_seconds())
-            try:
-                await asyncio.wait_for(self._rearm.wait(), delay)
-            except TimeoutError:
+            if not await wait_event(self._rearm, delay):
                 self.feed(m.Tick())
 
     async def _meters(self) -> None:
@@ -203,10 +202,7 @@ class Agent:
             await self._read_meters()
             busy = any(e.plugged or e.tx for e in self.station.evses.values())
             self._meter_wake.clear()
-            try:
-                await asyncio.wait_for(self._meter_wake.wait(), 1.0 if busy else 30.0)
-            except TimeoutError:
-                pass
+            await wait_event(self._meter_wake, 1.0 if busy else 30.0)
 
     async def _read_meters(self) -> None:
         if self.hw.mock is not None:
@@ -327,10 +323,7 @@ class Agent:
     async def _start_sim(self) -> None:
         """The mock control API (aiohttp, ~0.25 s to import) comes up once the first
         BootNotification is answered, or after a second, so it never delays boot."""
-        try:
-            await asyncio.wait_for(self.adapter.first_answer.wait(), 1.0)
-        except TimeoutError:
-            pass
+        await wait_event(self.adapter.first_answer, 1.0)
         from .sim.api import SimServer
 
         host, port = self.cfg.sim_listen

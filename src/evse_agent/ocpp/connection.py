@@ -84,7 +84,8 @@ class Endpoint:
             try:
                 await self._send(rpc.call_frame(message_id, action, payload))
                 # MessageTimeout runs from the moment the CALL is on the wire.
-                return await asyncio.wait_for(asyncio.shield(future), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: see aio.wait_event
+                    return await future
             except TimeoutError:
                 raise CallFailed("timeout", f"{action} not answered in {timeout:g} s") from None
             except websockets.ConnectionClosed:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..aio import wait_event
 from ..core import messages as m
 from ..core.station import RequestResult
 from ..device_model.model import DeviceModel, VariableKey
@@ -184,10 +185,7 @@ class Session:
 
     async def _sleep_or_trigger(self, seconds: float) -> None:
         self._boot_wake.clear()
-        try:
-            await asyncio.wait_for(self._boot_wake.wait(), seconds)
-        except TimeoutError:
-            pass
+        await wait_event(self._boot_wake, seconds)
 
     async def _heartbeats(self, endpoint: Endpoint) -> None:
         while True:
@@ -195,10 +193,8 @@ class Session:
             idle = time.monotonic() - self._last_sent
             if idle < interval:
                 self._heartbeat_changed.clear()
-                try:  # a new HeartbeatInterval from SetVariables applies at once
-                    await asyncio.wait_for(self._heartbeat_changed.wait(), interval - idle)
-                except TimeoutError:
-                    pass
+                # a new HeartbeatInterval from SetVariables applies at once
+                await wait_event(self._heartbeat_changed, interval - idle)
                 continue
             await self._heartbeat(endpoint)
 

@@ -64,7 +64,10 @@ class V201Adapter(Session):
     ) -> None:
         super().__init__(port, storage, dm, now)
         self.monitoring = monitoring
-        self.device_model = DeviceModelHandlers(dm, monitoring, self._send_pages, now)
+        # Feeding a Tick makes the agent recompute its next wake-up (periodic monitors).
+        self.device_model = DeviceModelHandlers(
+            dm, monitoring, self._send_pages, now, lambda: port.feed(m.Tick())
+        )
 
     # -- from the core (synchronous: called while actions are dispatched) ----------------
     def transaction_event(self, a: m.TransactionEventAction) -> None:

@@ -25,8 +25,10 @@ class DeviceModelHandlers:
         monitoring: MonitoringEngine,
         send_pages: SendPages,
         now: Callable[[], datetime],
+        rearm: Callable[[], None] = lambda: None,
     ) -> None:
         self.dm = dm
+        self._rearm = rearm  # a new periodic monitor changes when the station must wake
         self.monitoring = monitoring
         self._send_pages = send_pages
         self._now = now
@@ -82,13 +84,19 @@ class DeviceModelHandlers:
         return Reply(answer, self._pages("NotifyReport", pages) if pages else None)
 
     async def _set_variable_monitoring(self, p: dict[str, Any]) -> Reply:
-        return Reply(self.monitoring.set_variable_monitoring(p, self._now()))
+        answer = self.monitoring.set_variable_monitoring(p, self._now())
+        self._rearm()
+        return Reply(answer)
 
     async def _clear_variable_monitoring(self, p: dict[str, Any]) -> Reply:
-        return Reply(self.monitoring.clear_variable_monitoring(p))
+        answer = self.monitoring.clear_variable_monitoring(p)
+        self._rearm()
+        return Reply(answer)
 
     async def _set_monitoring_base(self, p: dict[str, Any]) -> Reply:
-        return Reply(self.monitoring.set_monitoring_base(p))
+        answer = self.monitoring.set_monitoring_base(p)
+        self._rearm()
+        return Reply(answer)
 
     async def _set_monitoring_level(self, p: dict[str, Any]) -> Reply:
         return Reply(self.monitoring.set_monitoring_level(p))
