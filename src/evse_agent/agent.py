@@ -27,6 +27,7 @@ from .hardware import Hardware, build
 from .monitoring import MonitoringEngine
 from .ocpp import connection, rpc
 from .ocpp.connection import Backoff, Endpoint
+from .ocpp.v16 import V16Adapter
 from .ocpp.v201 import V201Adapter
 from .storage import Storage
 
@@ -57,8 +58,12 @@ class Agent:
             load=self.storage.get("monitoring"),
             transactions=self.station.transaction_ids,
         )
-        self.adapter = V201Adapter(
-            self, self.storage, self.dm, self.monitoring, self.clock.now
+        # "auto" starts with the CSMS's last choice: what is queued before the first
+        # connection is then spelled the way it will be sent.
+        version = cfg.ocpp_version
+        last = str(self.storage.get("ocpp_version", "2.0.1"))
+        self.adapter: V201Adapter | V16Adapter = self._make_adapter(
+            last if version == "auto" else version
         )
         self.boot_info: dict[str, Any] = {
             "model": cfg.model[:20],
@@ -90,6 +95,8 @@ class Agent:
         elif isinstance(event, m.MeterSampled):
             self.live.meter_reading(event.evse_id, event.reading)
         self._dispatch(actions)
+        if isinstance(self.adapter, V16Adapter):
+            self.adapter.station_changed()  # 1.6 statuses follow the whole EVSE state
         events += self.monitoring.drain_events(now)
         if isinstance(event, m.Tick):
             events += self.monitoring.tick(now)
@@ -101,6 +108,8 @@ class Agent:
         return result
 
     def connector_statuses(self) -> list[m.ConnectorStatus]:
+        if isinstance(self.adapter, V16Adapter):  # 1.6 names, and connector 0
+            return self.adapter.connector_statuses()
         return list(self._statuses.values())
 
     def evse_ids(self) -> list[int]:
@@ -226,7 +235,8 @@ class Agent:
 
     async def _connection(self) -> None:
         url = connection.station_url(self.cfg.csms_url, self.cfg.station_id)
-        versions = ["2.0.1"]
+        # "auto" offers both, 2.0.1 first; the CSMS picks (OCPP-J 1.6 §3.1, 2.0.1 Part 4 §3.1).
+        versions = ["2.0.1", "1.6"] if self.cfg.ocpp_version == "auto" else [self.cfg.ocpp_version]
         headers = {}
         if self.cfg.security_profile == 1 or self.dm.get("SecurityCtrlr", "BasicAuthPassword"):
             password = str(self.dm.get("SecurityCtrlr", "BasicAuthPassword"))
@@ -250,6 +260,7 @@ class Agent:
                 continue
             backoff.failures = 0
             log.info("connected to %s (OCPP %s)", url, version)
+            self._use_version(version)
             endpoint = Endpoint(ws, version, self.adapter.handle, _frame_logger)
             receiver = asyncio.ensure_future(endpoint.run())
             session = asyncio.ensure_future(self.adapter.session(endpoint))
@@ -264,6 +275,34 @@ class Agent:
             wait = backoff.next_wait()
             log.warning("connection to CSMS lost; reconnecting in %.1f s", wait)
             await asyncio.sleep(wait)
+
+    def _make_adapter(self, version: str) -> V201Adapter | V16Adapter:
+        """The adapter for `version`. The queue holds messages in the words of the
+        version that wrote them (kv "ocpp_version"; none stored: 2.0.1, the only one
+        before 1.6 came): another version cannot send them, so they are dropped, loudly."""
+        wrote = str(self.storage.get("ocpp_version", "2.0.1"))
+        stale = self.storage.queued() if wrote != version else []
+        if stale:
+            log.error("%d queued OCPP %s message(s) cannot be sent over OCPP %s: discarded",
+                      len(stale), wrote, version)
+        for msg in stale:
+            self.storage.dequeue(msg.id)
+        if self.storage.get("ocpp_version") != version:
+            self.storage.put("ocpp_version", version)
+        if version == "1.6":
+            return V16Adapter(
+                self, self.storage, self.dm, self.clock.now, lambda: self.station.evses
+            )
+        return V201Adapter(self, self.storage, self.dm, self.monitoring, self.clock.now)
+
+    def _use_version(self, version: str) -> None:
+        """The version the CSMS accepted; with "auto" it may not be the one the adapter
+        speaks (the CSMS changed): a new adapter takes over."""
+        if version == self.adapter.version:
+            return
+        log.warning("the CSMS chose OCPP %s: switching from %s", version, self.adapter.version)
+        self.adapter = self._make_adapter(version)
+        self.feed(m.Tick())  # the new adapter learns the connector statuses
 
     # -- lifecycle -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -281,7 +320,7 @@ class Agent:
                 "offered_current_a": float(h.get("offered_current_a", e.offered_a)),
                 "energy_wh": float(h.get("energy_wh", e.reading.energy_wh if e.reading else 0)),
                 "power_w": float(h.get("power_w", 0.0)),
-                "transaction_id": e.tx.id if e.tx else None,
+                "transaction_id": self._known_transaction_id(e.tx.id) if e.tx else None,
             })
         return {
             "ocpp": {
@@ -292,6 +331,13 @@ class Agent:
             "evses": evses,
             "display": {"text": self.hw.display.text},
         }
+
+    def _known_transaction_id(self, local_id: str) -> str | None:
+        """The id the CSMS knows: on 1.6 the integer StartTransaction.conf brought."""
+        if not isinstance(self.adapter, V16Adapter):
+            return local_id
+        assigned = self.adapter.csms_transaction_id(local_id)
+        return str(assigned) if assigned is not None else None
 
     async def run(self) -> int:
         """Run until stop() (exit 0) or a reset (RESTART)."""

@@ -34,9 +34,11 @@ def free_port() -> int:
 
 class FrameChecker:
     """Validates every frame on the wire against the official schemas (both ways) and
-    every timestamp the station sends as RFC 3339 with a Z."""
+    every timestamp the station sends as RFC 3339 with a Z. `version` names the
+    schemas ("2.0.1", or "1.6" for a test that runs the station on OCPP 1.6)."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: str = "2.0.1") -> None:
+        self.version = version
         self.pending: dict[str, str] = {}
         self.problems: list[str] = []
         self.frames: list[tuple[str, list[Any]]] = []
@@ -57,12 +59,12 @@ class FrameChecker:
             if msg[0] == 2:
                 self.pending[msg[1]] = msg[2]
                 if direction == "<-":  # from the station
-                    get_validator(2, msg[2], "2.0.1").validate(msg[3])
+                    get_validator(2, msg[2], self.version).validate(msg[3])
                     self._timestamps(msg[2], msg[3])
             elif msg[0] == 3:
                 action = self.pending.pop(msg[1], None)
                 if action is not None:
-                    get_validator(3, action, "2.0.1").validate(msg[2])
+                    get_validator(3, action, self.version).validate(msg[2])
             elif msg[0] == 4:
                 self.pending.pop(msg[1], None)
         except Exception as err:  # noqa: BLE001 - collected, asserted at teardown
@@ -89,6 +91,7 @@ class Station:
         csms_port: int,
         settings: dict[str, dict[str, Any]] | None = None,
         station_id: str = STATION,
+        version: str | None = None,
     ) -> None:
         self.tmp = tmp
         self.sim_port = free_port()
@@ -119,6 +122,7 @@ data_dir = "{tmp / 'data'}"
 
 [ocpp]
 csms_url = "ws://127.0.0.1:{csms_port}/ocpp"
+{f'version = "{version}"' if version else ""}
 
 [sim]
 listen = "127.0.0.1:{self.sim_port}"
@@ -195,8 +199,12 @@ async def station_factory(
 ) -> AsyncIterator[Callable[..., Station]]:
     started: list[Station] = []
 
-    def make(settings: dict[str, dict[str, Any]] | None = None, port: int | None = None) -> Station:
-        st = Station(tmp_path, port or csms.port, settings)
+    def make(
+        settings: dict[str, dict[str, Any]] | None = None,
+        port: int | None = None,
+        version: str | None = None,
+    ) -> Station:
+        st = Station(tmp_path, port or csms.port, settings, version=version)
         started.append(st)
         return st
 
@@ -212,3 +220,21 @@ def tx_events(csms: DevCsms, station_id: str = STATION) -> list[dict[str, Any]]:
         r.payload for r in csms.received
         if r.station_id == station_id and r.action == "TransactionEvent"
     ]
+
+
+# -- OCPP 1.6 ------------------------------------------------------------------------
+def calls(csms: DevCsms, action: str, since: int = 0, station_id: str = STATION) -> list[Any]:
+    """Payloads of the station's `action` CALLs in csms.received[since:]."""
+    return [
+        r.payload for r in csms.received[since:]
+        if r.station_id == station_id and r.action == action
+    ]
+
+
+async def booted16(csms: DevCsms, since: int = 0, connectors: int = 2) -> None:
+    """A 1.6 station registered and reported connector 0 and every connector
+    (1.6 errata 3.22)."""
+    await csms.wait_for(STATION, "BootNotification", since=since, timeout=15)
+    await csms.wait_for(
+        STATION, "StatusNotification", lambda p: p["connectorId"] == connectors, since=since
+    )
