@@ -151,7 +151,11 @@ listen = "127.0.0.1:{self.sim_port}"
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return await asyncio.to_thread(self.proc.wait, 15)
+        try:
+            return await asyncio.to_thread(self.proc.wait, 15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave a station behind
+            raise AssertionError("the station did not stop within 15 s of SIGTERM") from None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
