@@ -8,6 +8,7 @@ and timer ticks go in through `feed`, which runs the core and dispatches its act
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import uuid
@@ -370,7 +371,9 @@ class Agent:
         """The mock control API (aiohttp, ~0.25 s to import) comes up once the first
         BootNotification is answered, or after a second, so it never delays boot."""
         await wait_event(self.adapter.first_answer, 1.0)
-        from .sim.api import SimServer
+        # Imported on a worker thread: the loop keeps talking to the CSMS meanwhile.
+        api = await asyncio.to_thread(importlib.import_module, "evse_agent.sim.api")
+        SimServer = api.SimServer  # noqa: N806 - a class
 
         host, port = self.cfg.sim_listen
         self._sim = SimServer(self.hw.mock, self.state, host, port, self._settle)
