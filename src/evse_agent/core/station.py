@@ -10,28 +10,21 @@ into HAL commands. Requirement ids refer to OCPP 2.0.1 Part 2.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from evse_hal.interfaces import ContactorChanged, DeviceFault, PilotChanged, TokenPresented
 
 from ..device_model.model import DeviceModel
 from . import messages as m
+from .display import display_text
 from .evse import REQUESTING, Evse, Transaction
 from .metering import sample
+from .remote import RemoteControl, RequestResult
 
 NO_AUTH = m.IdToken("", "NoAuthorization")
 
 
-@dataclass(frozen=True)
-class RequestResult:
-    """The answer to a CSMS request the core decided (status plus optional data)."""
-
-    status: str
-    transaction_id: str | None = None
-
-
-class Station:
+class Station(RemoteControl):
     def __init__(
         self,
         evse_count: int,
@@ -196,104 +189,6 @@ class Station:
             if e.tx is not None and e.tx.id == ev.transaction_id and e.auth is not None:
                 if ev.status != "Accepted" and self._setting("TxCtrlr", "StopTxOnInvalidId"):
                     self._deauthorize(e, ("Deauthorized", "DeAuthorized"))  # C15.FR.03/04
-
-    # -- remote control ----------------------------------------------------------
-    def _remote_start(self, ev: m.RemoteStart, now: datetime, out: list[m.Action]) -> None:
-        if ev.evse_id is not None:
-            e = self.evses.get(ev.evse_id)
-            if e is None or not e.available or e.auth is not None:
-                self.last_result = RequestResult("Rejected")
-                return
-        else:
-            e = self._evse_for_new_token()
-            if e is None:
-                self.last_result = RequestResult("Rejected")
-                return
-        tx_id = e.tx.id if e.tx is not None else None
-        self.last_result = RequestResult("Accepted", tx_id)  # F01.FR.xx: id if one runs
-        if self._setting("AuthCtrlr", "AuthorizeRemoteStart"):
-            self._ask_csms(ev.id_token, e.id, ev.remote_start_id, now, out)
-        else:
-            self._authorize(e, ev.id_token, now, ev.remote_start_id)
-
-    def _remote_stop(self, ev: m.RemoteStop, now: datetime, out: list[m.Action]) -> None:
-        for e in self.evses.values():
-            if e.tx is not None and e.tx.id == ev.transaction_id:
-                self._deauthorize(e, ("RemoteStop", "Remote"))
-                self.last_result = RequestResult("Accepted")
-                return
-        self.last_result = RequestResult("Rejected")
-
-    def _change_availability(
-        self, ev: m.ChangeAvailability, now: datetime, out: list[m.Action]
-    ) -> None:
-        targets = list(self.evses.values()) if not ev.evse_id else [self.evses[ev.evse_id]]
-        status = "Accepted"
-        for e in targets:
-            if e.tx is not None and not ev.operative:
-                e.pending_inoperative = True  # G03.FR.03: after the transaction
-                status = "Scheduled"
-            else:
-                e.operative = ev.operative
-                e.pending_inoperative = None
-        self.last_result = RequestResult(status)
-
-    def _reset(self, ev: m.ResetRequested, now: datetime, out: list[m.Action]) -> None:
-        busy = [e for e in self.evses.values() if e.tx is not None]
-        if ev.immediate:
-            for e in busy:  # B12.FR.04: end transactions before rebooting
-                self._deauthorize(e, ("ResetCommand", "ImmediateReset"))
-            self.last_result = RequestResult("Accepted")
-        else:
-            self.last_result = RequestResult("Scheduled" if busy else "Accepted")  # B12.FR.01
-        self.pending_reset = True
-
-    def _trigger_transaction_event(
-        self, ev: m.TriggerTransactionEvent, now: datetime, out: list[m.Action]
-    ) -> None:
-        targets = [e for e in self.evses.values() if ev.evse_id in (None, e.id) and e.tx]
-        if not targets:
-            self.last_result = RequestResult("Rejected")
-            return
-        self.last_result = RequestResult("Accepted")
-        for e in targets:
-            self._emit(e, "Updated", "Trigger", now, out, context="Trigger")
-
-    def _trigger_meter_values(
-        self, ev: m.TriggerMeterValues, now: datetime, out: list[m.Action]
-    ) -> None:
-        self.last_result = RequestResult("Accepted")
-        measurands = self.settings.members("AlignedDataCtrlr", "Measurands")
-        for e in self.evses.values():
-            if ev.evse_id in (None, e.id):
-                mv = sample(e.reading, measurands, "Trigger", now, e.offered_a)
-                if mv is not None:
-                    out.append(m.SendMeterValues(e.id, (mv,)))
-
-    def _recovered(self, ev: m.RecoveredTransaction, now: datetime, out: list[m.Action]) -> None:
-        """The process died with this transaction open: end it (stoppedReason
-        PowerLoss), its seqNo continuing where the lost process stopped."""
-        e = self.evses.get(ev.evse_id or 0)
-        tx = Transaction(ev.transaction_id, now, next_seq_no=ev.next_seq_no)
-        mv = None
-        if e is not None:
-            measurands = self.settings.members("SampledDataCtrlr", "TxEndedMeasurands")
-            mv = sample(e.reading, measurands, "Transaction.End", now)
-        out.append(
-            m.TransactionEventAction(
-                event_type="Ended",
-                timestamp=now,
-                trigger_reason="AbnormalCondition",
-                seq_no=tx.take_seq_no(),
-                transaction_id=tx.id,
-                offline=not self.online,
-                evse_id=ev.evse_id,
-                connector_id=ev.connector_id if ev.evse_id else None,
-                charging_state="Idle",
-                stopped_reason="PowerLoss",
-                meter_values=(mv,) if mv else (),
-            )
-        )
 
     # -- hardware ----------------------------------------------------------------
     def _pilot_changed(self, e: Evse, state: str, now: datetime, out: list[m.Action]) -> None:
@@ -513,30 +408,10 @@ class Station:
         )
 
     def _after(self, now: datetime, out: list[m.Action]) -> None:
-        text = self._display_text()
+        text = display_text(self.evses.values())
         if text != self._shown:
             self._shown = text
             out.append(m.ShowText(text))
         if self.pending_reset and all(e.tx is None for e in self.evses.values()):
             self.pending_reset = False
             out.append(m.RestartStation())
-
-    def _display_text(self) -> str:
-        parts = []
-        for e in self.evses.values():
-            if e.faults:
-                parts.append(f"EVSE {e.id}: out of order")
-            elif not e.operative:
-                parts.append(f"EVSE {e.id}: unavailable")
-            elif e.contactor_closed and e.tx is not None:
-                kwh = (e.reading.energy_wh / 1000) if e.reading else 0.0
-                parts.append(f"EVSE {e.id}: charging, meter {kwh:.2f} kWh")
-            elif e.auth is not None and not e.plugged:
-                parts.append(f"EVSE {e.id}: plug in your EV")
-            elif e.plugged and e.auth is None:
-                parts.append(f"EVSE {e.id}: tap your card")
-            elif e.plugged:
-                parts.append(f"EVSE {e.id}: connected")
-            else:
-                parts.append(f"EVSE {e.id}: available")
-        return " | ".join(parts)
