@@ -71,16 +71,7 @@ def requests(dm: DeviceModel) -> list[list[dict[str, Any]]]:
     for var in dm.variables():
         if not var.has_actual or var.mutability == "WriteOnly":
             continue
-        k = var.key
-        component: dict[str, Any] = {"name": k.component}
-        if k.evse_id is not None:
-            component["evse"] = {"id": k.evse_id}
-            if k.connector_id is not None:
-                component["evse"]["connectorId"] = k.connector_id
-        variable: dict[str, Any] = {"name": k.variable}
-        if k.variable_instance:
-            variable["instance"] = k.variable_instance
-        items.append({"component": component, "variable": variable})
+        items.append({"component": var.key.component_ocpp(), "variable": var.key.variable_ocpp()})
     size = int(dm.get("DeviceDataCtrlr", "ItemsPerMessage", "GetVariables"))
     return [items[i:i + size] for i in range(0, len(items), size)]
 

@@ -49,6 +49,35 @@ class VariableKey:
     def component_key(self) -> ComponentKey:
         return (self.component, self.component_instance, self.evse_id, self.connector_id)
 
+    # -- the OCPP ComponentType / VariableType spelling, both ways --------------------
+    @classmethod
+    def from_ocpp(cls, component: dict[str, Any], variable: dict[str, Any]) -> VariableKey:
+        evse = component.get("evse") or {}
+        return cls(
+            component=component["name"],
+            variable=variable["name"],
+            component_instance=component.get("instance") or None,
+            variable_instance=variable.get("instance") or None,
+            evse_id=evse.get("id"),
+            connector_id=evse.get("connectorId"),
+        )
+
+    def component_ocpp(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.component}
+        if self.component_instance:
+            out["instance"] = self.component_instance
+        if self.evse_id is not None:
+            out["evse"] = {"id": self.evse_id}
+            if self.connector_id is not None:
+                out["evse"]["connectorId"] = self.connector_id
+        return out
+
+    def variable_ocpp(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.variable}
+        if self.variable_instance:
+            out["instance"] = self.variable_instance
+        return out
+
 
 ComponentKey = tuple[str, str | None, int | None, int | None]
 

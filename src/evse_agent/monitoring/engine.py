@@ -37,7 +37,6 @@ from .monitors import (
     delta_reached,
     first_due,
     following_due,
-    key_from_ocpp,
     refusal,
     threshold_exceeded,
 )
@@ -389,7 +388,7 @@ class MonitoringEngine:
     def _canonical(self, component: dict[str, Any], variable: dict[str, Any]) -> VariableKey:
         """The device model's own spelling of a key (names are case-insensitive), which
         is the one its change notifications use."""
-        key = key_from_ocpp(component, variable)
+        key = VariableKey.from_ocpp(component, variable)
         var = self.dm.find(key)
         return var.key if var is not None else key
 

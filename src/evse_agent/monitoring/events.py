@@ -13,7 +13,7 @@ from typing import Any
 from ..device_model.model import DeviceModel, Value, format_value
 from ..ocpp import rpc
 from . import settings
-from .monitors import Monitor, component_ocpp, variable_ocpp
+from .monitors import Monitor
 
 EVENT_ID_BLOCK = 1000  # event ids reserved per persisted write
 _SEVERITY_MEMORY = 4096  # eventId -> severity entries kept; older events count as 0
@@ -57,8 +57,8 @@ class EventFactory:
             "actualValue": text[: settings.actual_value_size(self._dm)],
             "cleared": cleared,
             "eventNotificationType": m.origin,
-            "component": component_ocpp(m.key),  # N07.FR.06
-            "variable": variable_ocpp(m.key),
+            "component": m.key.component_ocpp(),  # N07.FR.06
+            "variable": m.key.variable_ocpp(),
             "variableMonitoringId": m.id,
         }
         if tech is not None:

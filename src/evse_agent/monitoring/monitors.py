@@ -72,8 +72,8 @@ class Monitor:
             "kind": "monitor",
             "id": self.id,
             "origin": self.origin,
-            "component": component_ocpp(self.key),
-            "variable": variable_ocpp(self.key),
+            "component": self.key.component_ocpp(),
+            "variable": self.key.variable_ocpp(),
             "type": self.type,
             "value": self.value,
             "severity": self.severity,
@@ -85,7 +85,7 @@ class Monitor:
     def from_dict(cls, d: dict[str, Any]) -> Monitor:
         return cls(
             id=int(d["id"]),
-            key=key_from_ocpp(d["component"], d["variable"]),
+            key=VariableKey.from_ocpp(d["component"], d["variable"]),
             type=str(d["type"]),
             value=d["value"],
             severity=int(d["severity"]),
@@ -106,36 +106,6 @@ class Monitor:
 
 
 # -- OCPP component / variable <-> VariableKey ---------------------------------------
-def key_from_ocpp(component: dict[str, Any], variable: dict[str, Any]) -> VariableKey:
-    evse = component.get("evse") or {}
-    return VariableKey(
-        component=component["name"],
-        variable=variable["name"],
-        component_instance=component.get("instance"),
-        variable_instance=variable.get("instance"),
-        evse_id=evse.get("id"),
-        connector_id=evse.get("connectorId"),
-    )
-
-
-def component_ocpp(key: VariableKey) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": key.component}
-    if key.component_instance is not None:
-        out["instance"] = key.component_instance
-    if key.evse_id is not None:
-        out["evse"] = {"id": key.evse_id}
-        if key.connector_id is not None:
-            out["evse"]["connectorId"] = key.connector_id
-    return out
-
-
-def variable_ocpp(key: VariableKey) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": key.variable}
-    if key.variable_instance is not None:
-        out["instance"] = key.variable_instance
-    return out
-
-
 # -- may this monitor be set? (N04) ------------------------------------------------------
 def check(monitor_type: str, value: float, severity: int, var: Variable) -> tuple[str, str] | None:
     """(status, reasonCode) when a SetMonitoringData must not be accepted; None when it

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ..ocpp import rpc
-from .monitors import DELTA, PERIODICS, THRESHOLDS, Monitor, component_ocpp, variable_ocpp
+from .monitors import DELTA, PERIODICS, THRESHOLDS, Monitor
 
 # N02.FR.12 - 14: which monitor types each monitoringCriteria value selects.
 CRITERIA: dict[str, tuple[str, ...]] = {
@@ -81,8 +81,8 @@ def monitoring_report_pages(
         grouped.setdefault(m.key, []).append(m)
     data = [
         {
-            "component": component_ocpp(key),
-            "variable": variable_ocpp(key),
+            "component": key.component_ocpp(),
+            "variable": key.variable_ocpp(),
             "variableMonitoring": [m.variable_monitoring() for m in group],
         }
         for key, group in grouped.items()

@@ -34,16 +34,7 @@ def check_limits(dm: DeviceModel, items: list[Any], instance: str, field: str) -
 
 
 def request_key(item: dict[str, Any]) -> VariableKey:
-    comp, var = item["component"], item["variable"]
-    evse = comp.get("evse") or {}
-    return VariableKey(
-        component=comp["name"],
-        variable=var["name"],
-        component_instance=comp.get("instance") or None,
-        variable_instance=var.get("instance") or None,
-        evse_id=evse.get("id"),
-        connector_id=evse.get("connectorId"),
-    )
+    return VariableKey.from_ocpp(item["component"], item["variable"])
 
 
 def reporting_size(dm: DeviceModel) -> int:

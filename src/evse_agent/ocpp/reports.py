@@ -175,20 +175,9 @@ def _wanted(entry: dict[str, Any], key: VariableKey) -> bool:
 def report_data(var: Variable, attributes: Sequence[str], size: int = 2500) -> dict[str, Any]:
     """One ReportDataType entry: component, variable, the given attributes and the
     characteristics (B08.FR.12)."""
-    k = var.key
-    component: dict[str, Any] = {"name": k.component}
-    if k.component_instance:
-        component["instance"] = k.component_instance
-    if k.evse_id is not None:
-        component["evse"] = {"id": k.evse_id}
-        if k.connector_id is not None:
-            component["evse"]["connectorId"] = k.connector_id
-    variable: dict[str, Any] = {"name": k.variable}
-    if k.variable_instance:
-        variable["instance"] = k.variable_instance
     return {
-        "component": component,
-        "variable": variable,
+        "component": var.key.component_ocpp(),
+        "variable": var.key.variable_ocpp(),
         "variableAttribute": [_attribute(var, t, size) for t in attributes],
         "variableCharacteristics": characteristics(var),
     }
