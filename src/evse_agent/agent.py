@@ -253,7 +253,7 @@ class Agent:
                     url, versions, headers, ping,
                     float(self.dm.get("OCPPCommCtrlr", "MessageTimeout", "Default")),
                 )
-            except (OSError, TimeoutError, ValueError, Exception) as err:
+            except Exception as err:  # refused, TLS, handshake, subprotocol: all retried
                 wait = backoff.next_wait()
                 log.warning("cannot reach CSMS at %s: %s; retrying in %.1f s", url, _reason(err),
                             wait)

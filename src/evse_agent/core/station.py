@@ -337,8 +337,6 @@ class Station(RemoteControl):
         if close != e.contactor_closed:
             e.contactor_closed = close
             out.append(m.CloseContactor(e.id) if close else m.OpenContactor(e.id))
-        if not e.plugged and e.tx is None and e.auth is None:
-            e.offered_a = 0.0
 
     def _start_transaction(self, e: Evse, point: str, now: datetime, out: list[m.Action]) -> None:
         trigger = {
