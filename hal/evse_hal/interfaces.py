@@ -56,14 +56,67 @@ class DeviceFault:
     active: bool = True
 
 
-HalEvent = TokenPresented | PilotChanged | ContactorChanged | DeviceFault
+@dataclass(frozen=True)
+class OcspRequestData:
+    """One certificate as OCSP names it (RFC 6960 CertID, ISO 15118-2 / OCPP
+    OCSPRequestDataType): hashes of its issuer's name and public key, its serial
+    number in hex, and the OCSP responder URL from its AIA extension."""
+
+    hash_algorithm: str  # "SHA256", "SHA384" or "SHA512"
+    issuer_name_hash: str
+    issuer_key_hash: str
+    serial_number: str
+    responder_url: str
+
+
+@dataclass(frozen=True)
+class ContractCertificatePresented:
+    """ISO 15118 Plug & Charge: the EV on `evse_id` presented its contract certificate.
+    `ocsp_request_data` identifies the contract certificate and its sub-CAs (leaf first,
+    at most 4); `certificate_chain_pem` is the chain itself, for a CSMS that validates
+    contracts centrally (OCPP C07.FR.06)."""
+
+    evse_id: int
+    emaid: str
+    ocsp_request_data: tuple[OcspRequestData, ...]
+    certificate_chain_pem: str | None = None
+
+
+@dataclass(frozen=True)
+class EvCertificateRequested:
+    """The EV asked for its contract certificate to be installed ("Install",
+    CertificateInstallationReq) or updated ("Update", CertificateUpdateReq); the EXI
+    request is passed through untouched, base64 encoded. The answer goes back through
+    EvBridge.ev_certificate_response."""
+
+    evse_id: int
+    action: Literal["Install", "Update"]
+    iso15118_schema_version: str
+    exi_request: str
+
+
+@dataclass(frozen=True)
+class CertificateStatusRequested:
+    """The EV-communication module needs the OCSP status of a certificate of its V2G
+    chain (to staple it in the ISO 15118 TLS handshake); the answer goes back through
+    EvBridge.certificate_status_response."""
+
+    evse_id: int
+    ocsp_request_data: OcspRequestData
+
+
+HalEvent = (
+    TokenPresented | PilotChanged | ContactorChanged | DeviceFault
+    | ContractCertificatePresented | EvCertificateRequested | CertificateStatusRequested
+)
 Emit = Callable[[HalEvent], None]
 
 
 @dataclass(frozen=True)
 class MeterReading:
     """One sample of an EVSE's energy meter. Per-phase lists are L1..L3 (one entry for
-    a single-phase meter). `energy_wh` is the import register, not the session's."""
+    a single-phase meter), empty when the meter does not measure them. `energy_wh` is
+    the import register, not the session's; `power_w` the total over all phases."""
 
     energy_wh: float
     power_w: float
@@ -71,6 +124,7 @@ class MeterReading:
     current_a: list[float] = field(default_factory=list)
     frequency_hz: float | None = None
     soc_percent: float | None = None
+    power_phase_w: list[float] = field(default_factory=list)
 
 
 # --- devices -----------------------------------------------------------------------
@@ -150,6 +204,25 @@ class EvBridge(Device, Protocol):
     evse_id: int
 
     def ev_info(self) -> dict[str, float | bool | None]: ...
+
+    # ISO 15118 certificate traffic (answers to the events above). A bridge without
+    # Plug & Charge may leave them out: the agent then tells the EV nothing.
+    def ev_certificate_response(self, status: str, exi_response: str) -> None:
+        """Get15118EVCertificate's answer for the EV: status "Accepted" or "Failed" and
+        the EXI response (base64) as the CSMS sent it."""
+        ...
+
+    def contract_authorization(self, status: str, certificate_status: str | None) -> None:
+        """The authorization of the contract the EV presented: idTokenInfo.status
+        ("Accepted", "Invalid", ...) and the CSMS's certificateStatus, if any."""
+        ...
+
+    def certificate_status_response(
+        self, request: OcspRequestData, status: str, ocsp_result: str | None
+    ) -> None:
+        """The OCSP status asked for: "Accepted" with the DER OCSPResponse (base64), or
+        "Failed"."""
+        ...
 
 
 class DeviceError(Exception):

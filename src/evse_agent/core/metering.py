@@ -29,7 +29,10 @@ def sample(
         if m == "Energy.Active.Import.Register":
             values.append(SampledValue(reading.energy_wh, m, context, "Wh"))
         elif m == "Power.Active.Import":
+            # The total, then each phase the meter measured (Part 2 J §2.3: all phases).
             values.append(SampledValue(reading.power_w, m, context, "W"))
+            for phase, watts in zip(PHASES, reading.power_phase_w, strict=False):
+                values.append(SampledValue(watts, m, context, "W", phase))
         elif m == "Current.Import":
             for phase, amps in zip(PHASES, reading.current_a, strict=False):
                 values.append(SampledValue(amps, m, context, "A", phase))
