@@ -19,22 +19,32 @@ from evse_hal.interfaces import DeviceError, DeviceFault, HalEvent, PilotChanged
 
 from . import __version__
 from .aio import wait_event
-from .config import Config
+from .config import Config, ConfigError
 from .core import messages as m
 from .core.station import RequestResult, Station
 from .device_model.live import LiveFeed
 from .device_model.setup import build_device_model
 from .hardware import Hardware, build
+from .logs import files as log_files
+from .logs.jobs import LogUploads
 from .monitoring import MonitoringEngine
 from .ocpp import connection, rpc
+from .ocpp.certificate_service import CertificateService
 from .ocpp.connection import Backoff, Endpoint
+from .ocpp.dialer import Dialer
+from .ocpp.iso15118 import ISO15118_EVENTS, refuse_on_16
+from .ocpp.network_profiles import NetworkProfiles, handlers_16, handlers_201
+from .ocpp.security_events import InvalidMessageAudit
 from .ocpp.v16 import V16Adapter
 from .ocpp.v201 import V201Adapter
+from .security import open_security, redaction
 from .storage import Storage
+from .systemd import Notifier
 
 log = logging.getLogger("evse_agent")
 
 RESTART = 3  # run() result asking the CLI to re-exec the process
+METER_OFFLINE = "offline"  # the DeviceFault of a meter without a reading (as the HAL's)
 
 
 class Agent:
@@ -43,11 +53,42 @@ class Agent:
         self.clock = clock or SystemClock()
         self.station_id = cfg.station_id
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        # The diagnostics log (N01): rotated, bounded files; redaction.install below
+        # puts the secret filter on this handler too.
+        self.log_file = log_files.attach(
+            cfg.data_dir / "logs", cfg.log_max_bytes, cfg.log_backup_count
+        )
         self.storage = Storage(cfg.data_dir / "evse-agent.db")
         self.dm = build_device_model(
             cfg, self.storage, __version__, lambda: rpc.timestamp(self.clock.now())
         )
         self.live = LiveFeed(self.dm)
+        self.security = open_security(cfg, self.storage, self.clock.now)
+        # CSRs, their back-off and renewal: one service across OCPP version switches.
+        self.certificates = CertificateService(
+            self.security, self.dm, cfg.serial_number[:25], self.clock.now,
+            lambda: self._rearm.set(),
+        )
+        self.dm.subscribe(self._security_setting_changed)
+        self._invalid_messages = InvalidMessageAudit(
+            self.security.events, self.clock.monotonic, _frame_logger
+        )
+        # Network profiles (B09/B10) and the security profile; secrets out of every log.
+        self.network = NetworkProfiles(cfg, self.storage, self.dm, self.security)
+        self._dialer = Dialer(
+            cfg.station_id, lambda: str(self.dm.get("SecurityCtrlr", "BasicAuthPassword") or ""),
+            self.security, lambda: bool(self.dm.get("SecurityCtrlr", "AllowCSMSTLSWildcards")),
+        )
+        self._reconnect = asyncio.Event()
+        redaction.install(self._secrets)
+        self.log_uploads = LogUploads(
+            self.log_file.directory, cfg.data_dir / "log-uploads", cfg.station_id,
+            self.security.events, self.clock.now,
+            secrets=self._secrets,
+            tls_roots=lambda: self.security.certificates.trusted_pem("CSMSRootCertificate"),
+            method=cfg.log_upload_method,
+        )
+        self._check_security_profile()
         self.hw: Hardware = build(cfg, self.clock)
         inoperative = set(self.storage.get("inoperative", []))
         self.station = Station(
@@ -59,6 +100,13 @@ class Agent:
             load=self.storage.get("monitoring"),
             transactions=self.station.transaction_ids,
         )
+        # Signed firmware updates (block L); the installer counts this start (trial).
+        from .firmware.service import FirmwareService
+
+        self.firmware = FirmwareService(cfg, self.storage, self.security, self, self.clock.now,
+                                        self.dm)
+        running_version = self.firmware.open(__version__)
+        self.firmware.publish_version(self.dm, running_version)  # Controller.FirmwareVersion
         # "auto" starts with the CSMS's last choice: what is queued before the first
         # connection is then spelled the way it will be sent.
         version = cfg.ocpp_version
@@ -70,7 +118,7 @@ class Agent:
             "model": cfg.model[:20],
             "vendorName": cfg.vendor[:50],
             "serialNumber": cfg.serial_number[:25],
-            "firmwareVersion": __version__,
+            "firmwareVersion": running_version[:50],  # the active slot's bundle version
         }
         self._hw_commands: asyncio.Queue[m.Action] = asyncio.Queue()
         self._rearm = asyncio.Event()
@@ -81,6 +129,7 @@ class Agent:
         self._statuses: dict[tuple[int, int], m.ConnectorStatus] = {}
         self._sim: Any = None
         self._meter_faults: set[int] = set()
+        self.systemd = Notifier()
 
     # -- StationPort (for the OCPP adapters) --------------------------------------
     def feed(self, event: m.Event) -> RequestResult | None:
@@ -95,7 +144,15 @@ class Agent:
             )
         elif isinstance(event, m.MeterSampled):
             self.live.meter_reading(event.evse_id, event.reading)
+        elif isinstance(event, m.ResetRequested) and result is not None:
+            if result.status in ("Accepted", "Scheduled"):
+                self.security.events.record(
+                    "ResetOrReboot", f"Reset requested by the CSMS: {result.status}"
+                )
         self._dispatch(actions)
+        self.firmware.station_changed()  # installation waits for transactions (L01.FR.06)
+        if isinstance(event, m.ConnectionChanged) and event.online:
+            self.firmware.registration_accepted()  # a new version passes its trial
         if isinstance(self.adapter, V16Adapter):
             self.adapter.station_changed()  # 1.6 statuses follow the whole EVSE state
         events += self.monitoring.drain_events(now)
@@ -131,6 +188,16 @@ class Agent:
     def schedule_restart(self) -> None:
         self._restart = True
         self._stopping.set()
+
+    # -- FirmwarePort (firmware/service.py) -------------------------------------------
+    def operative_evses(self) -> list[int]:
+        return [i for i, e in self.station.evses.items()
+                if e.operative and not e.pending_inoperative]
+
+    def firmware_notify(self, n: Any) -> None:
+        handlers = getattr(self.adapter, "firmware", None)
+        if handlers is not None:
+            handlers.notify(n)
 
     # -- dispatch ------------------------------------------------------------------
     def _dispatch(self, actions: list[m.Action]) -> None:
@@ -181,6 +248,12 @@ class Agent:
                         await self.hw.display.show(a.text)
             except DeviceError as err:
                 log.error("%s", err)
+            except Exception as err:  # a backend bug must not end the worker
+                device = _device_of(a)
+                log.error("%s on EVSE %s failed: %s", device, getattr(a, "evse_id", 0),
+                          _reason(err))
+                log.debug("%s failed", type(a).__name__, exc_info=True)
+                self.feed(DeviceFault(device, getattr(a, "evse_id", 0), "internal error"))
 
     def _hal_event(self, event: HalEvent) -> None:
         self._hal_events.put_nowait(event)
@@ -192,6 +265,14 @@ class Agent:
             event = await self._hal_events.get()
             if isinstance(event, PilotChanged) and event.evse_id in self.hw.evses:
                 await self._read_meter(event.evse_id)
+            if isinstance(event, ISO15118_EVENTS):  # certificates: the adapter's business
+                if isinstance(self.adapter, V201Adapter):
+                    contract = self.adapter.iso15118.hal_event(event)
+                    if contract is not None:
+                        self.feed(contract)
+                else:
+                    refuse_on_16(event, self._ev_bridge(event.evse_id))
+                continue
             self.feed(event)
             self._meter_wake.set()  # something moved: poll at the busy rate now
 
@@ -200,11 +281,13 @@ class Agent:
         while True:
             self._rearm.clear()
             now = self.clock.now()
-            wakes = [self.station.next_wakeup(now), self.monitoring.next_wakeup(now)]
+            wakes = [self.station.next_wakeup(now), self.monitoring.next_wakeup(now),
+                     self.certificates.next_wakeup(now)]
             wake = min((w for w in wakes if w is not None), default=None)
             delay = None if wake is None else max(0.0, (wake - now).total_seconds())
             if not await wait_event(self._rearm, delay):
                 self.feed(m.Tick())
+                self.certificates.tick(self.clock.now())
 
     async def _meters(self) -> None:
         """Poll meters: every second while an EV is plugged, else every 30 s."""
@@ -221,61 +304,103 @@ class Agent:
             await self._read_meter(evse_id)
 
     async def _read_meter(self, evse_id: int) -> None:
+        meter = self.hw.evses[evse_id].meter
         try:
-            reading = await self.hw.evses[evse_id].meter.read()
+            reading = await meter.read()
         except DeviceError as err:
             if evse_id not in self._meter_faults:
-                log.error("%s", err)
+                # Fed at once, so the event that asked for this reading (an unplug) is
+                # handled without the old register. A backend that supervises itself
+                # reports the same "offline" fault (one fault per outage: a repeat of an
+                # active fault is no news to the core or monitoring) and logs it itself.
+                own = getattr(meter, "reports_faults", False)
+                log.log(logging.DEBUG if own else logging.ERROR, "%s", err)
                 self._meter_faults.add(evse_id)
-                self.feed(DeviceFault("meter", evse_id, "offline"))
+                self.feed(DeviceFault("meter", evse_id, METER_OFFLINE))
             return
         if evse_id in self._meter_faults:
             self._meter_faults.discard(evse_id)
-            self.feed(DeviceFault("meter", evse_id, "offline", active=False))
+            self.feed(DeviceFault("meter", evse_id, METER_OFFLINE, active=False))
         self.feed(m.MeterSampled(evse_id, reading))
 
     async def _connection(self) -> None:
-        url = connection.station_url(self.cfg.csms_url, self.cfg.station_id)
-        # "auto" offers both, 2.0.1 first; the CSMS picks (OCPP-J 1.6 §3.1, 2.0.1 Part 4 §3.1).
-        versions = ["2.0.1", "1.6"] if self.cfg.ocpp_version == "auto" else [self.cfg.ocpp_version]
-        headers = {}
-        if self.cfg.security_profile == 1 or self.dm.get("SecurityCtrlr", "BasicAuthPassword"):
-            password = str(self.dm.get("SecurityCtrlr", "BasicAuthPassword"))
-            headers = connection.basic_auth_header(self.cfg.station_id, password)
+        """Connect with the network profiles in order (B10), reconnect with back-off
+        (OCPP-J Part 4 §5.3); a profile that fails NetworkProfileConnectionAttempts times
+        gives way to the next, and to the last one that worked (ocpp/network_profiles.py)."""
+        attempts = self.network.attempts()
         backoff = Backoff(0, 0, 0)
         while True:
             backoff.wait_minimum = float(self.dm.get("OCPPCommCtrlr", "RetryBackOffWaitMinimum"))
             backoff.repeat_times = int(self.dm.get("OCPPCommCtrlr", "RetryBackOffRepeatTimes"))
             backoff.random_range = float(self.dm.get("OCPPCommCtrlr", "RetryBackOffRandomRange"))
             ping = int(self.dm.get("OCPPCommCtrlr", "WebSocketPingInterval")) or None
+            profile = attempts.next()
+            if profile is None:
+                log.error("no usable network connection profile: check [ocpp] in %s",
+                          self.cfg.path)
+                await asyncio.sleep(60)
+                continue
+            url = connection.station_url(profile.csms_url, self.cfg.station_id)
             try:
-                ws, version = await connection.open_connection(
-                    url, versions, headers, ping,
-                    float(self.dm.get("OCPPCommCtrlr", "MessageTimeout", "Default")),
-                )
+                ws, version = await self._dialer.dial(profile, ping, profile.message_timeout)
             except Exception as err:  # refused, TLS, handshake, subprotocol: all retried
+                attempts.failed()
                 wait = backoff.next_wait()
                 log.warning("cannot reach CSMS at %s: %s; retrying in %.1f s", url, _reason(err),
                             wait)
+                self.systemd.status(f"offline: cannot reach CSMS at {url}: {_reason(err)}")
                 await asyncio.sleep(wait)
                 continue
             backoff.failures = 0
-            log.info("connected to %s (OCPP %s)", url, version)
+            profile = attempts.succeeded(profile)
+            self._dialer.connected()
+            log.info("connected to %s (OCPP %s) with security profile %d", url, version,
+                     profile.security_profile)
+            self.systemd.status(f"connected to CSMS at {url} (OCPP {version})")
             self._use_version(version)
-            endpoint = Endpoint(ws, version, self.adapter.handle, _frame_logger)
+            endpoint = Endpoint(ws, version, self.adapter.handle, self._invalid_messages)
             receiver = asyncio.ensure_future(endpoint.run())
             session = asyncio.ensure_future(self.adapter.session(endpoint))
+            self._reconnect.clear()
+            reconnect = asyncio.ensure_future(self._reconnect.wait())
             try:
-                await asyncio.wait([receiver, session], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait([receiver, session, reconnect],
+                                   return_when=asyncio.FIRST_COMPLETED)
             finally:
                 session.cancel()
+                reconnect.cancel()
                 await ws.close()
-                await asyncio.gather(receiver, session, return_exceptions=True)
+                await asyncio.gather(receiver, session, reconnect, return_exceptions=True)
             if not session.cancelled() and session.exception():
                 log.error("session failed: %r", session.exception())
+            if self._reconnect.is_set():  # 1.6 A05.FR.06/07: at once, with the new profile
+                attempts = self.network.attempts()
+                continue
             wait = backoff.next_wait()
             log.warning("connection to CSMS lost; reconnecting in %.1f s", wait)
+            self.systemd.status("offline: connection to CSMS lost; reconnecting")
             await asyncio.sleep(wait)
+
+    def _secrets(self) -> list[str]:
+        password = str(self.dm.get("SecurityCtrlr", "BasicAuthPassword") or "")
+        return [*redaction.basic_auth_forms(self.cfg.station_id, password),
+                *self.network.secrets()]
+
+    def _check_security_profile(self) -> None:
+        """Profile 2 or 3 from the TOML without the root / certificate it needs cannot
+        connect at all: one line at start-up (the CLI exits 2)."""
+        first = (self.network.candidates() or [None])[0]
+        if first is None or first.security_profile < 2 or first.slot != 1:
+            return
+        from .security.tls import can_use_profile
+
+        problem = can_use_profile(first.security_profile, self.security)
+        if problem is not None:
+            raise ConfigError(f"{self.cfg.path}: ocpp.security_profile: {problem}")
+
+    def reconnect(self) -> None:
+        """Close the connection and connect again (1.6 SecurityProfile raised)."""
+        self._reconnect.set()
 
     def _make_adapter(self, version: str) -> V201Adapter | V16Adapter:
         """The adapter for `version`. The queue holds messages in the words of the
@@ -290,11 +415,45 @@ class Agent:
             self.storage.dequeue(msg.id)
         if self.storage.get("ocpp_version") != version:
             self.storage.put("ocpp_version", version)
+        adapter: V201Adapter | V16Adapter
         if version == "1.6":
-            return V16Adapter(
+            adapter = V16Adapter(
                 self, self.storage, self.dm, self.clock.now, lambda: self.station.evses
             )
-        return V201Adapter(self, self.storage, self.dm, self.monitoring, self.clock.now)
+        else:
+            adapter = V201Adapter(self, self.storage, self.dm, self.monitoring, self.clock.now)
+        adapter.use_security_log(self.security.events)
+        if isinstance(adapter, V201Adapter):
+            adapter.overrides.update(handlers_201(
+                self.network, self.dm, adapter.handlers()["SetVariables"]
+            ))
+        else:
+            adapter.overrides.update(handlers_16(
+                self.network, adapter.handlers()["ChangeConfiguration"], self.reconnect
+            ))
+        adapter.use_certificates(self.certificates)
+        adapter.use_logs(self.log_uploads)
+        adapter.use_firmware(self.firmware)
+        if isinstance(adapter, V201Adapter):
+            adapter.iso15118.bridge_for = self._ev_bridge
+        return adapter
+
+    def _ev_bridge(self, evse_id: int) -> Any:
+        """The EVSE's EV-communication module: the configured one, else the mock's."""
+        devices = self.hw.evses.get(evse_id)
+        if devices is None:
+            return None
+        if devices.bridge is not None:
+            return devices.bridge
+        return self.hw.mock.evse(evse_id).ev_bridge if self.hw.mock is not None else None
+
+    def _security_setting_changed(self, key: Any, value: object) -> None:
+        """A04: security parameters changed (SetVariables / ChangeConfiguration); the
+        value is never logged (a password may be among them)."""
+        if key.component == "SecurityCtrlr":
+            self.security.events.record(
+                "ReconfigurationOfSecurityParameters", f"{key.component}.{key.variable} set"
+            )
 
     def _use_version(self, version: str) -> None:
         """The version the CSMS accepted; with "auto" it may not be the one the adapter
@@ -312,7 +471,7 @@ class Agent:
         hw = {e["evse_id"] if "evse_id" in e else e.get("id"): e for e in snapshot["evses"]}
         evses = []
         for evse_id, e in self.station.evses.items():
-            h = hw.get(evse_id, {})
+            h = self._simulated_values(evse_id, hw.get(evse_id, {}))
             evses.append({
                 "id": evse_id,
                 "connector_status": e.reported_status or "Available",
@@ -320,7 +479,7 @@ class Agent:
                 "contactor_closed": bool(h.get("contactor_closed", e.contactor_closed)),
                 "offered_current_a": float(h.get("offered_current_a", e.offered_a)),
                 "energy_wh": float(h.get("energy_wh", e.reading.energy_wh if e.reading else 0)),
-                "power_w": float(h.get("power_w", 0.0)),
+                "power_w": float(h.get("power_w", e.reading.power_w if e.reading else 0)),
                 "transaction_id": self._known_transaction_id(e.tx.id) if e.tx else None,
             })
         return {
@@ -333,6 +492,24 @@ class Agent:
             "display": {"text": self.hw.display.text},
         }
 
+    def _simulated_values(self, evse_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        """The mock's view of an EVSE minus what real devices measure: those values come
+        from the core's last observation (pilot, contactor feedback, meter sample)."""
+        devices = self.hw.evses.get(evse_id)
+        if devices is None:
+            return values
+        real = {
+            "pilot": ("pilot", "offered_current_a"),
+            "contactor": ("contactor_closed",),
+            "meter": ("energy_wh", "power_w"),
+        }
+        out = dict(values)
+        for role, keys in real.items():
+            if not self.hw.is_simulated(getattr(devices, role)):
+                for key in keys:
+                    out.pop(key, None)
+        return out
+
     def _known_transaction_id(self, local_id: str) -> str | None:
         """The id the CSMS knows: on 1.6 the integer StartTransaction.conf brought."""
         if not isinstance(self.adapter, V16Adapter):
@@ -342,7 +519,12 @@ class Agent:
 
     async def run(self) -> int:
         """Run until stop() (exit 0) or a reset (RESTART)."""
-        await self.hw.mock.start(self._hal_event) if self.hw.mock else None
+        await self.hw.start(self._hal_event)  # DeviceError: one line naming the device
+        for evse_id in self.hw.evses:  # simulated EV bridges report ISO 15118 events too
+            bridge = self._ev_bridge(evse_id)
+            if self.hw.evses[evse_id].bridge is None and bridge is not None:
+                await bridge.start(self._hal_event)
+        self.security.events.record("StartupOfTheDevice", f"evse-agent {__version__}")
         await self._read_meters()
         for tx_id, evse_id, connector_id, next_seq, token in self.storage.open_transactions():
             fields = json.loads(token) if token else None
@@ -351,6 +533,7 @@ class Agent:
             self.feed(m.RecoveredTransaction(tx_id, evse_id, connector_id or 1, next_seq,
                                              id_token))
         self.feed(m.Tick())
+        self.firmware.start()
         tasks = [
             asyncio.ensure_future(c)
             for c in (
@@ -359,9 +542,15 @@ class Agent:
                 self._timers(),
                 self._meters(),
                 self._connection(),
+                self.firmware.run(),
             )
         ]
-        if self.hw.mock is not None:
+        if self.systemd.watchdog_interval_s:
+            tasks.append(asyncio.ensure_future(self._watchdog(list(tasks))))
+        # Ready once the devices run and the first connection attempt has begun: a
+        # station that cannot reach its CSMS still charges (offline), so it is up.
+        self.systemd.ready("started; connecting to CSMS")
+        if self.hw.serves_sim:
             await self._start_sim()
         await self._stopping.wait()
         await self._shutdown(tasks)
@@ -389,7 +578,23 @@ class Agent:
     def stop(self) -> None:
         self._stopping.set()
 
+    async def _watchdog(self, loops: list[asyncio.Future[Any]]) -> None:
+        """WATCHDOG=1 while the event loop turns and none of the station's loops died:
+        a wedged or half-dead agent is then restarted by systemd (WatchdogSec=)."""
+        interval = self.systemd.watchdog_interval_s or 1.0
+        while not any(loop.done() for loop in loops):
+            self.systemd.watchdog()
+            await asyncio.sleep(interval)
+        dead = next(loop for loop in loops if loop.done())
+        error = None if dead.cancelled() else dead.exception()
+        log.error("a station loop ended (%r): no more watchdog pings", error)
+        self.systemd.status(f"unhealthy: a station loop ended ({error!r})")
+
     async def _shutdown(self, tasks: list[asyncio.Future[Any]]) -> None:
+        if self._restart:  # re-exec in place: a reload to systemd, not a stop
+            self.systemd.reloading("restarting")
+        else:
+            self.systemd.stopping("stopping")
         if self._restart:  # give queued transaction messages a moment to leave
             for _ in range(50):
                 if self.storage.queue_length() == 0 or not self.adapter.online:
@@ -406,9 +611,15 @@ class Agent:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._sim is not None:
             await self._sim.stop()
-        if self.hw.mock is not None:
-            await self.hw.mock.stop()
+        await self.hw.stop()
         self.storage.close()
+
+
+def _device_of(action: m.Action) -> str:
+    """The HAL device a hardware command drives (DeviceFault.device)."""
+    return {m.OfferCurrent: "pilot", m.CloseContactor: "contactor",
+            m.OpenContactor: "contactor", m.ReleaseConnector: "lock",
+            m.ShowText: "display"}.get(type(action), "hardware")
 
 
 def _reason(err: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""`evse-agent run | demo | csms | sim` — the command line (DESIGN.md contract).
+"""`evse-agent run | demo | csms | sim | hal | keys | bundle`: the command line.
 
 Expected failures (a config typo, a port in use) end in one line on stderr and a
 non-zero exit, never a traceback. Subcommands import what they need when they run,
@@ -36,8 +36,13 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, agent.stop)
         return await agent.run()
 
+    from evse_hal.interfaces import DeviceError
+
     try:
         code = asyncio.run(main())
+    except DeviceError as err:  # a real device did not start: names section and port/pin
+        print(f"evse-agent: {cfg.path}: {err}", file=sys.stderr)
+        return 1
     except OSError as err:  # e.g. the mock control API port is taken
         print(f"evse-agent: {err}", file=sys.stderr)
         return 1
@@ -67,6 +72,27 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(args.rest)
 
 
+def _hal(args: argparse.Namespace) -> int:
+    from .hal_check import main as hal_main
+
+    return hal_main(args.rest)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from .security.cli import main as keys_main
+
+    return keys_main(args.rest)
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from .firmware.cli import main as bundle_main
+
+    return bundle_main(args.rest)
+
+
+PASSTHROUGH = ("csms", "sim", "demo", "hal", "keys", "bundle")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="evse-agent", description=__doc__.splitlines()[0])
@@ -79,20 +105,27 @@ def main(argv: list[str] | None = None) -> int:
         ("csms", _csms, "the development CSMS"),
         ("sim", _sim, "drive a running mock station"),
         ("demo", _demo, "play a full charging session against the development CSMS"),
+        ("hal", _hal, "check the configured hardware: evse-agent hal check --config FILE"),
+        ("keys", _keys, "station key and certificate provisioning"),
+        ("bundle", _bundle, "build, verify and inspect signed firmware bundles"),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.set_defaults(func=func, rest=[])
     # Subcommands with their own parsers get everything after their name untouched.
-    split = next((i for i, a in enumerate(argv) if a in ("csms", "sim", "demo")), None)
+    split = next((i for i, a in enumerate(argv) if a in PASSTHROUGH), None)
     if split is not None and all(a.startswith("-") for a in argv[:split]):
         args = parser.parse_args(argv[: split + 1])
         args.rest = argv[split + 1 :]
     else:
         args = parser.parse_args(argv)
+    from .systemd import log_handler
+
+    # Under systemd (stderr to journald): no timestamps of our own, priority prefixes.
+    handler = log_handler() or logging.StreamHandler(sys.stderr)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

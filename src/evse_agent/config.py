@@ -8,6 +8,7 @@ at run time lives in the database under data_dir and wins after a restart.
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,22 @@ class DeviceSection:
     driver: str
     options: dict[str, Any]
     evse: int = 0
+    key: str = ""  # where in the file: "hal.meter[0]" for an array entry, else section
+
+
+@dataclass(frozen=True)
+class FirmwareConfig:
+    """[firmware]: bundle trust, the installer backend and the trial of a new version."""
+
+    production: bool = False            # true: development-signed bundles are refused
+    installer: str = "slots"            # "slots" | "rauc" | "swupdate"
+    hardware_id: str = "evse-agent-mock"  # matched against the bundle (default: model)
+    trial_timeout_s: float = 300.0
+    trial_max_starts: int = 3
+    install_command: str | None = None  # rauc / swupdate only; {file} is the payload
+    confirm_command: str | None = None
+    rollback_command: str | None = None
+    version_command: str | None = None  # prints the started image's version
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,11 @@ class Config:
     sim_listen: tuple[str, int]
     device_model: dict[str, Any] = field(default_factory=dict)
     reboot_command: str | None = None
+    # [logs]: the diagnostics log files under data_dir/logs (logs/files.py) and uploads
+    log_max_bytes: int = 1_000_000
+    log_backup_count: int = 5
+    log_upload_method: str = "PUT"
+    firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
 
 
 # key -> (type, default). A default of ... means required.
@@ -70,8 +92,17 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     },
     "hal": {"backend": (str, "mock")},
     "sim": {"listen": (str, "127.0.0.1:8800")},
+    "logs": {"max_bytes": (int, 1_000_000), "backup_count": (int, 5),
+             "upload_method": (str, "PUT")},
+    "firmware": {"production": (bool, False), "installer": (str, "slots"),
+                 "hardware_id": (str, None), "trial_timeout_s": ((int, float), 300.0),
+                 "trial_max_starts": (int, 3), "install_command": (str, None),
+                 "confirm_command": (str, None), "rollback_command": (str, None),
+                 "version_command": (str, None)},
 }
-DEVICE_SECTIONS = {"rfid": False, "meter": True, "contactor": True, "ev_bridge": False,
+# section -> one per EVSE ([[hal.meter]] with `evse`; a single table is accepted too, and
+# `evse` may be left out on a one-EVSE station).
+DEVICE_SECTIONS = {"rfid": False, "meter": True, "contactor": True, "ev_bridge": True,
                    "display": False}
 VERSIONS = ("2.0.1", "1.6", "auto")
 
@@ -115,9 +146,9 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
                 values[section][key] = default
                 continue
             value = table[key]
-            if isinstance(value, bool) or not isinstance(value, kind):
+            if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
                 names = kind.__name__ if isinstance(kind, type) else "number"
-                raise fail(f"{section}.{key}", f"must be a {_type_name(names)}")
+                raise fail(f"{section}.{key}", f"must be {_type_name(names)}")
             values[section][key] = value
 
     st, oc = values["station"], values["ocpp"]
@@ -138,10 +169,17 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
         raise fail("ocpp.version", f"must be one of {', '.join(VERSIONS)}")
     if oc["security_profile"] not in (0, 1, 2, 3):
         raise fail("ocpp.security_profile", "must be 0, 1, 2 or 3")
-    if oc["security_profile"] in (2, 3):
-        raise fail("ocpp.security_profile", "profiles 2 and 3 (TLS) are not in this build yet")
-    if oc["security_profile"] == 1 and not oc["basic_auth_password"]:
-        raise fail("ocpp.basic_auth_password", "required for security profile 1")
+    profile = oc["security_profile"]
+    if profile >= 2 and url.scheme != "wss":
+        raise fail("ocpp.csms_url", f"security profile {profile} (TLS) needs a wss:// URL")
+    if profile <= 1 and url.scheme == "wss":
+        raise fail("ocpp.csms_url", "wss:// needs security profile 2 or 3")
+    if profile in (1, 2) and not oc["basic_auth_password"]:
+        raise fail("ocpp.basic_auth_password", f"required for security profile {profile}")
+    if profile in (1, 2) and ":" in st["id"]:  # Basic auth user:password (RFC 7617)
+        raise fail("station.id", "must not contain ':' with HTTP basic auth (profiles 1, 2)")
+    if oc["basic_auth_password"] and not 16 <= len(oc["basic_auth_password"]) <= 40:
+        raise fail("ocpp.basic_auth_password", "16 to 40 characters (A00.FR.304)")
     if values["hal"]["backend"] not in ("mock", "real"):
         raise fail("hal.backend", 'must be "mock" or "real"')
     devices = _devices(raw.get("hal", {}), st["evse_count"], fail)
@@ -173,7 +211,21 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
         sim_listen=(host, int(port)),
         device_model=device_model,
         reboot_command=st["reboot_command"],
+        **_logs(values["logs"], fail),
+        firmware=_firmware(values["firmware"], st["model"], fail),
     )
+
+
+def _logs(logs: dict[str, Any], fail: Any) -> dict[str, Any]:
+    # backup_count 0 would never rotate (logging.handlers): the files must stay bounded
+    if not 10_000 <= logs["max_bytes"] <= 1_000_000_000:
+        raise fail("logs.max_bytes", "must be between 10000 and 1000000000")
+    if not 1 <= logs["backup_count"] <= 100:
+        raise fail("logs.backup_count", "must be between 1 and 100")
+    if logs["upload_method"] not in ("PUT", "POST"):
+        raise fail("logs.upload_method", 'must be "PUT" or "POST"')
+    return {"log_max_bytes": logs["max_bytes"], "log_backup_count": logs["backup_count"],
+            "log_upload_method": logs["upload_method"]}
 
 
 def _devices(hal: dict[str, Any], evse_count: int, fail: Any) -> list[DeviceSection]:
@@ -190,13 +242,44 @@ def _devices(hal: dict[str, Any], evse_count: int, fail: Any) -> list[DeviceSect
             key = f"hal.{name}" + (f"[{i}]" if per_evse else "")
             if not isinstance(table, dict) or not isinstance(table.get("driver"), str):
                 raise fail(f"{key}.driver", "required")
-            evse = table.get("evse", 0)
+            evse = table.get("evse", 1 if per_evse and evse_count == 1 else 0)
             if per_evse and (not isinstance(evse, int) or not 1 <= evse <= evse_count):
                 raise fail(f"{key}.evse", f"must be an EVSE number 1..{evse_count}")
             options = {k: v for k, v in table.items() if k not in ("driver", "evse")}
-            out.append(DeviceSection(f"hal.{name}", table["driver"], options, evse))
+            out.append(DeviceSection(f"hal.{name}", table["driver"], options, evse, key))
     return out
 
 
+def _firmware(fw: dict[str, Any], model: str, fail: Any) -> FirmwareConfig:
+    if fw["installer"] not in ("slots", "rauc", "swupdate"):
+        raise fail("firmware.installer", 'must be "slots", "rauc" or "swupdate"')
+    if not 0 < fw["trial_timeout_s"] <= 7 * 86400:
+        raise fail("firmware.trial_timeout_s", "must be more than 0 and at most 604800")
+    if not 1 <= fw["trial_max_starts"] <= 100:
+        raise fail("firmware.trial_max_starts", "must be between 1 and 100")
+    for key in ("install_command", "confirm_command", "rollback_command", "version_command"):
+        if fw[key] is None:
+            continue
+        if fw["installer"] == "slots":
+            raise fail(f"firmware.{key}", 'only used with installer = "rauc" or "swupdate"')
+        try:
+            words = shlex.split(fw[key])
+        except ValueError as err:
+            raise fail(f"firmware.{key}", f"not a command line: {err}") from None
+        if not words:
+            raise fail(f"firmware.{key}", "empty command line")
+        if key == "install_command" and not any("{file}" in w for w in words):
+            raise fail(f"firmware.{key}", "must contain {file} (the payload's path)")
+    if fw["hardware_id"] is not None and not fw["hardware_id"].strip():
+        raise fail("firmware.hardware_id", "must not be empty")
+    return FirmwareConfig(
+        production=fw["production"], installer=fw["installer"],
+        hardware_id=fw["hardware_id"] or model,
+        trial_timeout_s=float(fw["trial_timeout_s"]), trial_max_starts=fw["trial_max_starts"],
+        install_command=fw["install_command"], confirm_command=fw["confirm_command"],
+        rollback_command=fw["rollback_command"], version_command=fw["version_command"])
+
+
 def _type_name(name: str) -> str:
-    return {"str": "string", "int": "integer"}.get(name, name)
+    return {"str": "a string", "int": "an integer", "bool": "a boolean (true or false)"}.get(
+        name, f"a {name}")

@@ -38,6 +38,24 @@ MIGRATIONS: list[str] = [
         ended INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 2: the security log (A04.FR.04, append-only) and the critical events the CSMS has
+    # not confirmed yet (A04.FR.02; security/events.py, ocpp/security_events.py)
+    """
+    CREATE TABLE security_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        timestamp TEXT NOT NULL,
+        type TEXT NOT NULL,
+        tech_info TEXT,
+        critical INTEGER NOT NULL
+    );
+    CREATE TRIGGER security_log_append_only BEFORE UPDATE ON security_log
+    BEGIN SELECT RAISE(ABORT, 'the security log is append-only'); END;
+    CREATE TABLE security_outbox (
+        event_id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]
 
 

@@ -331,3 +331,28 @@ def test_tx_before_accepted_enabled_allows_a_queued_offline_transaction() -> Non
     h.send(m.ConnectionChanged(False))
     h.send(PilotChanged(1, "B"))
     assert h.tx_events()[0].offline is True
+
+
+def test_silent_meter_sends_no_made_up_meter_values() -> None:
+    """A meter that stops answering mid-transaction: the last register must not be sent
+    again with a new timestamp (periodic nor Ended, E06/J02); values return with the
+    first fresh reading."""
+    h = Harness(SampledDataCtrlr__TxUpdatedInterval="10")
+    h.meter(1, 500.0)
+    h.send(PilotChanged(1, "B"))
+    h.send(TokenPresented("CARD1"))
+    h.authorize_last()
+    h.send(PilotChanged(1, "C"))
+    h.meter(1, 520.0, 7360.0)
+    h.tick(10)
+    assert h.tx_events()[-1].meter_values  # while the meter answers
+    h.send(DeviceFault("meter", 1, "CommunicationFault"))
+    h.tick(10)
+    periodic = h.tx_events()[-1]
+    assert periodic.trigger_reason == "MeterValuePeriodic" and periodic.meter_values == ()
+    h.send(PilotChanged(1, "A"))  # unplugged during the outage
+    ended = h.tx_events()[-1]
+    assert ended.event_type == "Ended" and ended.meter_values == ()
+    h.send(DeviceFault("meter", 1, "CommunicationFault", active=False))
+    h.meter(1, 530.0)
+    assert h.station.evses[1].reading is not None

@@ -92,7 +92,10 @@ class Station:
         settings: dict[str, dict[str, Any]] | None = None,
         station_id: str = STATION,
         version: str | None = None,
+        ocpp: dict[str, Any] | None = None,
     ) -> None:
+        """`ocpp`: more [ocpp] keys (security_profile, basic_auth_password, a wss://
+        csms_url, ...); they replace the defaults."""
         self.tmp = tmp
         self.sim_port = free_port()
         self.config = tmp / "station.toml"
@@ -113,6 +116,11 @@ class Station:
             + "".join(f'"{k}" = {json.dumps(v)}\n' for k, v in values.items())
             for component, values in device_model.items()
         )
+        keys: dict[str, Any] = {"csms_url": f"ws://127.0.0.1:{csms_port}/ocpp"}
+        if version:
+            keys["version"] = version
+        keys.update(ocpp or {})
+        ocpp_keys = "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
         self.config.write_text(
             f"""
 [station]
@@ -121,8 +129,7 @@ evse_count = 2
 data_dir = "{tmp / 'data'}"
 
 [ocpp]
-csms_url = "ws://127.0.0.1:{csms_port}/ocpp"
-{f'version = "{version}"' if version else ""}
+{ocpp_keys}
 
 [sim]
 listen = "127.0.0.1:{self.sim_port}"

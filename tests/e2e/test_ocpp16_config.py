@@ -34,7 +34,7 @@ async def test_get_and_change_configuration_round_trip_across_restart(
     everything = await get_keys(csms)  # §5.8: no key -> every key
     assert everything["NumberOfConnectors"] == {"key": "NumberOfConnectors", "readonly": True,
                                                 "value": "2"}
-    assert everything["SupportedFeatureProfiles"]["value"] == "Core,RemoteTrigger"
+    assert everything["SupportedFeatureProfiles"]["value"] == "Core,FirmwareManagement,RemoteTrigger"
     assert everything["HeartbeatInterval"]["readonly"] is False
     assert "value" not in everything["AuthorizationKey"]  # write-only: never shown
 

@@ -208,9 +208,6 @@ async def test_clear_cache_data_transfer_and_profiles_not_built(
         "GetLocalListVersion": {},
         "ClearChargingProfile": {},
         "GetCompositeSchedule": {"connectorId": 1, "duration": 60},
-        "UpdateFirmware": {"location": "http://example.com/fw", "retrieveDate":
-                           "2030-01-01T00:00:00Z"},
-        "GetDiagnostics": {"location": "ftp://example.com/"},
     }
     for action, payload in not_built.items():
         with pytest.raises(StationCallError) as refused:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
 import aiohttp
 import pytest
 from evse_hal.interfaces import DeviceFault, PilotChanged, TokenPresented
 from evse_hal.mock import EVSE_FAULTS, STATION_FAULTS
+from PIL import Image
 from simharness import Sim, start_sim, station_state, stop_sim
 
 from evse_agent.sim.api import SimServer
@@ -137,9 +139,20 @@ async def test_get_state_and_unknown_routes(sim: Sim) -> None:
         assert response.status == 405
         assert "POST" in response.headers["Allow"]
         assert "error" in await response.json()
-    async with sim.http.get(sim.url + "/api/display.png") as response:
-        assert response.status == 501
-        assert "error" in await response.json()
+
+
+async def test_display_png_draws_the_display_text(sim: Sim) -> None:
+    async def fetch() -> Image.Image:
+        async with sim.http.get(sim.url + "/api/display.png") as response:
+            assert response.status == 200
+            assert response.content_type == "image/png"
+            image = Image.open(io.BytesIO(await response.read()))
+        assert (image.format, image.size) == ("PNG", (480, 272))
+        return image
+
+    assert (await fetch()).convert("L").getbbox() is None  # nothing shown yet: blank
+    await sim.hardware.display.show("EVSE 1: tap your card")
+    assert (await fetch()).convert("L").getbbox() is not None
 
 
 async def test_web_page(sim: Sim) -> None:

@@ -182,7 +182,9 @@ def test_reboot_required_for_network_configuration_priority() -> None:
     dm, _ = model()
     key = VariableKey("OCPPCommCtrlr", "NetworkConfigurationPriority")
     assert dm.set_from_csms(key, "1") == "RebootRequired"
-    assert dm.set_from_csms(key, "2") == "Rejected"  # B10.FR.02: not a valid slot
+    assert dm.set_from_csms(key, "4") == "Rejected"  # not in valuesList "1,2,3"
+    # B10.FR.02 (a slot without a stored profile) is checked with the network profiles
+    # (ocpp/network_profiles.py; tests/e2e/test_network_profiles.py).
 
 
 def test_getter_feeds_the_actual_value() -> None:

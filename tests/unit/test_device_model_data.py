@@ -29,7 +29,7 @@ OMITTED = {
     ("ISO15118Ctrlr", "RequestedEnergyTransferMode", ""),
     ("MonitoringCtrlr", "MonitoringBase", ""), ("MonitoringCtrlr", "MonitoringLevel", ""),
     ("OCPPCommCtrlr", "FieldLength", "<message>.<field>"),
-    ("SecurityCtrlr", "AllowCSMSTLSWildcards", ""), ("TxCtrlr", "ChargingTime", ""),
+    ("TxCtrlr", "ChargingTime", ""),
 }
 NOT_IMPLEMENTED = ("AuthCacheCtrlr", "DisplayMessageCtrlr", "LocalAuthListCtrlr",
                    "ReservationCtrlr", "SmartChargingCtrlr")

@@ -69,7 +69,7 @@ def test_get_configuration_reads_the_device_model() -> None:
     assert got["TransactionMessageAttempts"]["value"] == "5"
     assert got["MessageTimeout"] == {"key": "MessageTimeout", "readonly": True, "value": "30"}
     assert got["NumberOfConnectors"]["value"] == "2"
-    assert got["SupportedFeatureProfiles"]["value"] == "Core,RemoteTrigger"
+    assert got["SupportedFeatureProfiles"]["value"] == "Core,FirmwareManagement,RemoteTrigger"
     assert got["MeterValuesSampledDataMaxLength"]["value"] == "7"
     assert got["AuthorizationKey"] == {"key": "AuthorizationKey", "readonly": False}  # no value
     assert got["LocalAuthListEnabled"]["readonly"] is True  # not implemented: not writable

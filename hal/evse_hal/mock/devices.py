@@ -10,21 +10,31 @@ stop() its events are dropped, as a closed port reports nothing.
 
 from __future__ import annotations
 
+import base64
+import logging
 from typing import TYPE_CHECKING
 
 from evse_hal.interfaces import (
+    CertificateStatusRequested,
+    ContractCertificatePresented,
     DeviceError,
     DeviceFault,
     Emit,
+    EvCertificateRequested,
     HalEvent,
     MeterReading,
+    OcspRequestData,
     PilotState,
     TokenPresented,
 )
 from evse_hal.mock.errors import UnknownFault
 
 if TYPE_CHECKING:
+    from evse_hal.mock.ev import SimulatedEV
     from evse_hal.mock.evse import MockEvse
+
+log = logging.getLogger(__name__)
+ISO15118_2 = "urn:iso:15118:2:2013:MsgDef"
 
 # Faults each mock device can simulate, by device name.
 EVSE_FAULTS: dict[str, frozenset[str]] = {
@@ -146,8 +156,65 @@ class MockConnectorLock(_EvseDevice):
 
 
 class MockEvBridge(_EvseDevice):
+    """What the EV-communication module reports. For a Plug & Charge EV (ISO 15118 with
+    an eMAID) it plays the ISO 15118 certificate steps: the OCSP status of the SECC's own
+    certificate, optionally the contract certificate installation (a placeholder EXI
+    message, not a real EXI encoding), then the contract (PaymentDetailsReq)."""
+
     def __init__(self, sim: MockEvse) -> None:
         super().__init__("ev_bridge", sim)
+        self._certificates: dict[str, object] = {}
+
+    # -- ISO 15118 certificate steps ----------------------------------------------------
+    def ev_plugged(self, ev: SimulatedEV) -> None:
+        self._certificates = {}
+        if not (ev.iso15118 and ev.emaid):
+            return
+        from evse_hal.mock import pki
+
+        self.report(CertificateStatusRequested(self.evse_id, pki.secc_chain().ocsp_request_data[0]))
+        if ev.certificate_request:
+            exi = f"mock-exi:{ev.certificate_request}:{ev.emaid}".encode()
+            self._certificates["certificate_request"] = ev.certificate_request
+            self.report(EvCertificateRequested(
+                self.evse_id, "Install" if ev.certificate_request == "Install" else "Update",
+                ISO15118_2, base64.b64encode(exi).decode(),
+            ))
+            return
+        self._present_contract(ev.emaid)
+
+    def _present_contract(self, emaid: str) -> None:
+        from evse_hal.mock import pki
+
+        chain = pki.contract_chain(emaid)
+        self._certificates["contract"] = emaid
+        self.report(ContractCertificatePresented(
+            self.evse_id, emaid, chain.ocsp_request_data, chain.pem
+        ))
+
+    def ev_certificate_response(self, status: str, exi_response: str) -> None:
+        self._certificates["certificate_response"] = status
+        log.info("EVSE %d: EV certificate %s", self.evse_id, status)
+        ev = self._sim.ev
+        if status == "Accepted" and exi_response and ev is not None and ev.emaid:
+            self._present_contract(ev.emaid)  # the EV goes on with its new contract
+
+    def contract_authorization(self, status: str, certificate_status: str | None) -> None:
+        self._certificates["authorization"] = status
+        self._certificates["certificate_status"] = certificate_status
+        log.info("EVSE %d: contract authorization %s (certificateStatus %s)",
+                 self.evse_id, status, certificate_status)
+
+    def certificate_status_response(
+        self, request: OcspRequestData, status: str, ocsp_result: str | None
+    ) -> None:
+        self._certificates["ocsp"] = status
+        log.info("EVSE %d: OCSP status of certificate %s: %s (%d bytes)", self.evse_id,
+                 request.serial_number, status, len(base64.b64decode(ocsp_result or "")))
+
+    def certificate_state(self) -> dict[str, object]:
+        """What the ISO 15118 certificate steps of this session came to (snapshot)."""
+        return dict(self._certificates)
 
     def ev_info(self) -> dict[str, float | bool | None]:
         self._sim.sync()

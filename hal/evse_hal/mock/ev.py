@@ -23,6 +23,10 @@ class SimulatedEV:
     phases: int = 3
     iso15118: bool = False
     charging_wanted: bool = True
+    # Plug & Charge: the contract (eMAID) the EV presents over ISO 15118, and whether it
+    # first asks for that contract certificate ("Install" / "Update", OCPP M01/M02).
+    emaid: str | None = None
+    certificate_request: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_current_a <= 0:
@@ -33,6 +37,14 @@ class SimulatedEV:
             raise ValueError(f"soc must be within 0..100, got {self.soc}")
         if self.phases not in (1, 2, 3):
             raise ValueError(f"phases must be 1, 2 or 3, got {self.phases}")
+        if (self.emaid or self.certificate_request) and not self.iso15118:
+            raise ValueError("a contract (emaid) needs an ISO 15118 EV (iso15118 true)")
+        if self.certificate_request and not self.emaid:
+            raise ValueError("certificate_request needs the contract's emaid")
+        if self.certificate_request not in (None, "Install", "Update"):
+            raise ValueError(
+                f"certificate_request must be Install or Update, got {self.certificate_request}"
+            )
 
     @property
     def wants_charge(self) -> bool:

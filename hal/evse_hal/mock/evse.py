@@ -170,6 +170,8 @@ class MockEvse:
                 "phases": ev.phases,
                 "iso15118": ev.iso15118,
                 "charging_wanted": ev.charging_wanted,
+                "emaid": ev.emaid,
+                "iso15118_certificates": self.ev_bridge.certificate_state(),
             },
             "locked": self.lock.locked,
             "faults": [{"device": d, "fault": f} for d, f in sorted(self._faults)],
@@ -208,6 +210,8 @@ class MockEvse:
         soc: float | None = None,
         iso15118: bool = False,
         phases: int | None = None,
+        emaid: str | None = None,
+        certificate_request: str | None = None,
     ) -> SimulatedEV:
         if self._ev is not None:
             raise SimConflict(f"EVSE {self.evse_id} already has an EV plugged in")
@@ -218,7 +222,10 @@ class MockEvse:
             "soc": soc,
             "phases": phases,
         }
-        ev = SimulatedEV(iso15118=iso15118, **{k: v for k, v in given.items() if v is not None})
+        ev = SimulatedEV(
+            iso15118=iso15118, emaid=emaid, certificate_request=certificate_request,
+            **{k: v for k, v in given.items() if v is not None},
+        )
         self.sync()
         self._ev = ev
         if self._pilot_now() == "C":
@@ -226,6 +233,7 @@ class MockEvse:
             # B, so the station observes B then C as with a real car.
             self._set_pilot("B")
         self._refresh_pilot()
+        self.ev_bridge.ev_plugged(ev)  # ISO 15118: certificates, Plug & Charge
         return ev
 
     def unplug(self) -> SimulatedEV:

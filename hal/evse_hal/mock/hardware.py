@@ -149,8 +149,12 @@ class MockHardware:
         soc: float | None = None,
         iso15118: bool = False,
         phases: int | None = None,
+        emaid: str | None = None,
+        certificate_request: str | None = None,
     ) -> SimulatedEV:
-        return self.evse(evse_id).plug(max_current_a, battery_wh, soc, iso15118, phases)
+        return self.evse(evse_id).plug(
+            max_current_a, battery_wh, soc, iso15118, phases, emaid, certificate_request
+        )
 
     def unplug(self, evse_id: int | str) -> SimulatedEV:
         return self.evse(evse_id).unplug()

@@ -66,6 +66,15 @@ class TransactionResponse:
 
 
 @dataclass(frozen=True)
+class ContractPresented:
+    """ISO 15118 Plug & Charge (C07): the EV on `evse_id` presented a contract
+    certificate; its eMAID is the IdToken (type eMAID) the session is authorized by."""
+
+    evse_id: int
+    id_token: IdToken
+
+
+@dataclass(frozen=True)
 class RemoteStart:
     id_token: IdToken
     remote_start_id: int
@@ -125,6 +134,7 @@ Event = (
     | MeterSampled
     | AuthorizeResult
     | TransactionResponse
+    | ContractPresented
     | RemoteStart
     | RemoteStop
     | ChangeAvailability

@@ -71,6 +71,8 @@ class Station(RemoteControl):
                 self._authorize_result(event, now, out)
             case m.TransactionResponse():
                 self._transaction_response(event, now, out)
+            case m.ContractPresented(evse_id=evse_id) if evse_id in self.evses:
+                self._token_presented(event.id_token, now, out, self.evses[evse_id])
             case m.RemoteStart():
                 self._remote_start(event, now, out)
             case m.RemoteStop():
@@ -111,14 +113,23 @@ class Station(RemoteControl):
         return self.settings.get(component, variable, instance)
 
     # -- authorization -----------------------------------------------------------
-    def _token_presented(self, token: m.IdToken, now: datetime, out: list[m.Action]) -> None:
-        # C01.FR.03 / E07: the token that authorized a session ends it without asking.
-        for e in self.evses.values():
-            if e.auth == token:
-                self._deauthorize(e, ("StopAuthorized", "Local"))
-                out.append(m.Log("local stop", {"evse": e.id, "idToken": token.id_token}))
+    def _token_presented(
+        self, token: m.IdToken, now: datetime, out: list[m.Action], at: Evse | None = None
+    ) -> None:
+        """A card at the reader, or (`at`) a contract the EV on that EVSE presented
+        (C07: the EV's own session; an EVSE already authorized keeps its driver)."""
+        if at is not None:
+            if at.auth is not None or not at.available:
                 return
-        target = self._evse_for_new_token()
+            target: Evse | None = at
+        else:
+            # C01.FR.03 / E07: the token that authorized a session ends it without asking.
+            for e in self.evses.values():
+                if e.auth == token:
+                    self._deauthorize(e, ("StopAuthorized", "Local"))
+                    out.append(m.Log("local stop", {"evse": e.id, "idToken": token.id_token}))
+                    return
+            target = self._evse_for_new_token()
         if target is None:
             out.append(m.ShowText("No charge point free"))
             return
@@ -146,6 +157,9 @@ class Station(RemoteControl):
             return
         token, evse_id, remote_id = pending
         status = ev.status
+        if (status is None and token.type == "eMAID"
+                and not self._setting("ISO15118Ctrlr", "ContractValidationOffline")):
+            status = "Invalid"  # C07.FR.07: no contract charging offline unless allowed
         if status is None and self._setting("AuthCtrlr", "OfflineTxForUnknownIdEnabled"):
             status = "Accepted"  # C15.FR.08
         e = self.evses.get(evse_id) if evse_id else self._evse_for_new_token()
@@ -228,8 +242,14 @@ class Station(RemoteControl):
         for e in targets:
             if ev.active:
                 e.faults.add(f"{ev.device}:{ev.fault}")
+                if ev.device == "meter":
+                    # The last register is history now: sending it again with a new
+                    # timestamp would make up energy; none until the meter answers.
+                    e.reading = None
             else:
-                e.faults = {f for f in e.faults if not f.startswith(f"{ev.device}:")}
+                # Only this fault clears: a device may have several at once (a CAN
+                # module's pilot error flags beside a lost heartbeat).
+                e.faults.discard(f"{ev.device}:{ev.fault}")
 
     # -- timers ------------------------------------------------------------------
     def _timers(self, now: datetime, out: list[m.Action]) -> None:

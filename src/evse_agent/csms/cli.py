@@ -32,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
         default=300,
         help="heartbeat interval in BootNotification answers, seconds (default %(default)s)",
     )
+    parser.add_argument(
+        "--sign-csrs",
+        metavar="FILE",
+        default=None,
+        help="sign the CSRs of SignCertificate with a throw-away CA and send them back in "
+        "CertificateSigned; the CA's root certificate is written to FILE (install it on "
+        "the station: evse-agent keys install-root CSMSRootCertificate FILE)",
+    )
+    parser.add_argument("--tls-cert", metavar="FILE", help="serve wss:// with this certificate "
+                        "(PEM, chain allowed); needs --tls-key")
+    parser.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert")
+    parser.add_argument("--client-ca", metavar="FILE", help="require a client certificate "
+                        "signed by this CA (mutual TLS, security profile 3)")
+    parser.add_argument("--basic-auth-password", metavar="PASSWORD",
+                        help="require HTTP Basic auth with this password (profiles 1 and 2)")
     return parser
 
 
@@ -51,8 +66,34 @@ def _log_to_stdout() -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     csms = DevCsms(boot_interval=args.boot_interval)
+    if args.sign_csrs:
+        from pathlib import Path
+
+        from .ca import DevCa
+
+        csms.certificate_authority = DevCa.root()
+        try:
+            Path(args.sign_csrs).write_text(csms.certificate_authority.root_pem)
+        except OSError as error:
+            print(f"evse-agent csms: {args.sign_csrs}: {error.strerror}", file=sys.stderr)
+            return 1
+    csms.basic_auth_password = args.basic_auth_password
+    tls = None
+    if args.tls_cert or args.tls_key or args.client_ca:
+        if not (args.tls_cert and args.tls_key):
+            print("evse-agent csms: --tls-cert and --tls-key go together", file=sys.stderr)
+            return 2
+        import ssl
+
+        from .tls import server_ssl_context
+
+        try:
+            tls = server_ssl_context(args.tls_cert, args.tls_key, args.client_ca)
+        except (OSError, ssl.SSLError) as error:
+            print(f"evse-agent csms: TLS: {error}", file=sys.stderr)
+            return 2
     try:
-        await csms.start(args.host, args.port, api_port=args.api_port)
+        await csms.start(args.host, args.port, api_port=args.api_port, ssl=tls)
     except OSError as error:
         # The error names the address, which may be the API's (port + 1).
         print(f"evse-agent csms: cannot listen: {error}", file=sys.stderr)

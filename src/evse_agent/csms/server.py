@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from http import HTTPStatus
 from ssl import SSLContext
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
@@ -24,6 +24,9 @@ from .frames import FROM_STATION, FrameHook, FrameLink, format_frame_line
 from .session import LOGGER, Payload, ResponseOverride, StationSession
 from .station_v16 import StationV16
 from .station_v201 import StationV201
+
+if TYPE_CHECKING:
+    from .ca import DevCa
 
 SESSION_CLASSES: dict[str, type[StationSession]] = {
     "ocpp2.0.1": StationV201,
@@ -92,6 +95,8 @@ class DevCsms:
     `responses[action]` is a payload dict or a function of the request payload
     (sync or async; returning None falls back to the built-in answer; raising an
     `ocpp.exceptions.OCPPError` answers with that CALLERROR).
+    `certificate_authority` (a csms.ca.DevCa; None: off) signs the CSRs of accepted
+    SignCertificate requests and sends them back in CertificateSigned (csms/signing.py).
     """
 
     def __init__(
@@ -110,6 +115,11 @@ class DevCsms:
         self.responses: dict[str, ResponseOverride] = dict(responses or {})
         self.call_timeout = call_timeout
         self.echo = echo
+        # Profiles 1-2: when set, a station must send Basic auth with this password
+        # (401 otherwise); may be changed while running (a new password, A01).
+        self.basic_auth_password: str | None = None
+        self.auth_log: list[tuple[str, str]] = []  # (station id, how it authenticated)
+        self.certificate_authority: DevCa | None = None
         self.stations: dict[str, StationSession] = {}
         self.received: list[Received] = []
         self.on_frame: list[FrameHook] = []
@@ -139,7 +149,7 @@ class DevCsms:
             port,
             subprotocols=list(SESSION_CLASSES),
             select_subprotocol=_select_subprotocol,
-            process_request=_check_path,
+            process_request=self._process_request,
             ssl=ssl,
         )
         self.host = host
@@ -238,9 +248,29 @@ class DevCsms:
 
     # -- station side ------------------------------------------------------------
 
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        refused = _check_path(connection, request)
+        if refused is not None or self.basic_auth_password is None:
+            return refused
+        from .tls import basic_auth_ok
+
+        station_id = station_id_from_path(request.path)
+        if basic_auth_ok(request.headers.get("Authorization"), station_id,
+                         self.basic_auth_password):
+            return None
+        LOGGER.warning("refused %s: basic auth missing or wrong (401)", station_id)
+        response = connection.respond(HTTPStatus.UNAUTHORIZED, "basic auth required\n")
+        response.headers["WWW-Authenticate"] = 'Basic realm="ocpp"'
+        return response
+
     async def _serve_station(self, connection: ServerConnection) -> None:
         assert connection.request is not None and connection.subprotocol is not None
         station_id = station_id_from_path(connection.request.path)
+        from .tls import auth_method
+
+        method = auth_method(connection, "Authorization" in connection.request.headers)
+        self.auth_log.append((station_id, method))
+        LOGGER.info("%s authenticated: %s", station_id, method)
         link = FrameLink(connection, station_id, self._observe)
         session = SESSION_CLASSES[connection.subprotocol](station_id, link, self)
         previous = self.stations.get(station_id)

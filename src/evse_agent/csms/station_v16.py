@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import Action
 
 from .session import StationSession, utc_now
+from .signing import send_signed
 
 
 class StationV16(StationSession, ChargePoint):
@@ -84,3 +85,7 @@ class StationV16(StationSession, ChargePoint):
     @on(Action.sign_certificate)
     def on_sign_certificate(self, **_: Any) -> call_result.SignCertificate:
         return call_result.SignCertificate(status="Accepted")
+
+    @after(Action.sign_certificate)
+    async def after_sign_certificate(self, csr: str, **_: Any) -> None:
+        await send_signed(self.csms, self.id, "1.6", csr, None)

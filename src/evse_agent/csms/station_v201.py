@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.datatypes import IdTokenInfoType
 from ocpp.v201.enums import Action
 
 from .session import StationSession, utc_now
+from .signing import send_signed
 
 # Handlers take **_ because the package passes every payload field as a keyword
 # and a dev CSMS only looks at a few of them.
@@ -83,6 +84,12 @@ class StationV201(StationSession, ChargePoint):
     @on(Action.sign_certificate)
     def on_sign_certificate(self, **_: Any) -> call_result.SignCertificate:
         return call_result.SignCertificate(status="Accepted")
+
+    @after(Action.sign_certificate)
+    async def after_sign_certificate(
+        self, csr: str, certificate_type: str | None = None, **_: Any
+    ) -> None:
+        await send_signed(self.csms, self.id, "2.0.1", csr, certificate_type)
 
     @on(Action.data_transfer)
     def on_data_transfer(self, **_: Any) -> call_result.DataTransfer:

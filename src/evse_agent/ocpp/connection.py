@@ -13,6 +13,7 @@ import asyncio
 import base64
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -188,8 +189,24 @@ def station_url(csms_url: str, station_id: str) -> str:
 
 
 def basic_auth_header(station_id: str, password: str) -> dict[str, str]:
+    """HTTP Basic: user = the station identity, password as UTF-8 text (2.0.1
+    A00.FR.303/304). 1.6: the AuthorizationKey as the CSMS wrote it (hex digits), which
+    is how CSMSs read the whitepaper's `<ChargePointId>:<AuthorizationKey>`."""
     token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+def failure_event(err: BaseException) -> str | None:
+    """The security event (OCA appendix names, 2.0.1) a failed connection attempt
+    stands for: a TLS problem (security/tls.py) or HTTP 401 from the CSMS."""
+    response = getattr(err, "response", None)
+    if isinstance(err, websockets.InvalidStatus) and response is not None:
+        return "FailedToAuthenticateAtCsms" if response.status_code == 401 else None
+    if isinstance(err, ssl.SSLError):
+        from ..security.tls import tls_failure_event
+
+        return tls_failure_event(err)
+    return None
 
 
 async def open_connection(
@@ -198,12 +215,17 @@ async def open_connection(
     headers: dict[str, str],
     ping_interval: float | None,
     open_timeout: float,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[ClientConnection, str]:
     """Connect offering the given OCPP versions in order; returns the connection and
-    the version the CSMS chose. Raises OSError / InvalidHandshake / ValueError."""
+    the version the CSMS chose. Raises OSError (ssl.SSLError) / InvalidHandshake /
+    ValueError. `tls`: the context for wss:// (security profiles 2 and 3)."""
     offered = [SUBPROTOCOLS[v] for v in versions]
+    if url.startswith("wss:") and tls is None:  # never the system trust store
+        raise ValueError("a wss:// CSMS needs security profile 2 or 3")
     ws = await connect(
         url,
+        ssl=tls if url.startswith("wss:") else None,
         subprotocols=offered,  # type: ignore[arg-type]
         additional_headers=headers,
         compression="deflate",

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..aio import wait_event
 from ..core import messages as m
@@ -21,6 +21,10 @@ from ..storage import QueuedMessage, Storage
 from . import rpc
 from .connection import CallFailed, Endpoint, Reply
 from .outbox import Outbox
+from .security_events import SecurityEventSender, payload_for
+
+if TYPE_CHECKING:
+    from ..security.events import SecurityEventLog
 
 log = logging.getLogger("evse_agent.ocpp")
 
@@ -68,6 +72,8 @@ class Session:
         self._last_sent = time.monotonic()
         self._boot_wake = asyncio.Event()
         self.first_answer = asyncio.Event()  # the first BootNotification got an answer
+        # Handlers the agent adds or wraps (network profiles: ocpp/network_profiles.py).
+        self.overrides: dict[str, Handler] = {}
         self._heartbeat_changed = asyncio.Event()
         dm.subscribe(
             lambda key, value: self._heartbeat_changed.set(),
@@ -79,6 +85,7 @@ class Session:
             lambda: int(dm.get("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent")),
             lambda: float(dm.get("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent")),
         )
+        self.security_events: SecurityEventSender | None = None  # use_security_log()
 
     # -- spelled by each version ---------------------------------------------------------
     def boot_payload(self, reason: str) -> dict[str, Any]:
@@ -128,6 +135,7 @@ class Session:
                 self._heartbeats(endpoint),
                 self.outbox.drain(self._send_queued, self.queued_answered),
                 self._send_volatile(endpoint),
+                self._send_security_events(endpoint),
             )
         except CallFailed as failure:
             if failure.kind != "closed":
@@ -217,6 +225,29 @@ class Session:
                     raise
                 log.warning("%s failed: %s", action, failure)
 
+    def use_security_log(self, events: SecurityEventLog) -> None:
+        """Critical security events go out as SecurityEventNotification (A04)."""
+        self.security_events = SecurityEventSender(
+            events,
+            lambda: float(self.dm.get("OCPPCommCtrlr", "MessageAttemptInterval",
+                                      "TransactionEvent")),
+        )
+
+    async def _send_security_events(self, endpoint: Endpoint) -> None:
+        if self.security_events is None:
+            return
+        while not self._volatile.empty():  # connector statuses first (TC_B_21_CS)
+            await asyncio.sleep(0.01)
+
+        async def send(action: str, payload: dict[str, Any], message_id: str) -> dict[str, Any]:
+            # bound to this connection: a drain that outlives it fails instead of
+            # sending a second copy over the next one
+            return await self._call(
+                endpoint, action, payload_for(self.version, payload), message_id
+            )
+
+        await self.security_events.drain(send)
+
     async def _send_pages(self, action: str, pages: list[dict[str, Any]]) -> None:
         """Report pages, in order, right after the answer that announced them (allowed
         while Pending, B02.FR.02)."""
@@ -269,7 +300,7 @@ class Session:
     async def handle(self, call: rpc.Call) -> Reply:
         if self.registration == "Rejected":
             raise rpc.RpcError("SecurityError", "the CSMS rejected this station (B03.FR.08)")
-        handler = self.handlers().get(call.action)
+        handler = self.overrides.get(call.action) or self.handlers().get(call.action)
         if handler is None:
             raise rpc.RpcError("NotImplemented", f"{call.action} is not implemented")
         return await handler(call.payload)

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import messages as m
 from ..core import status16
@@ -35,6 +35,11 @@ from .connection import CallFailed
 from .session import StationPort
 from .v16_requests import DataTransferHandler, RequestHandlers16
 from .v16_transactions import Record16, Transactions16
+
+if TYPE_CHECKING:
+    from ..firmware.service import FirmwareService
+    from ..logs.jobs import LogUploads
+    from .certificate_service import CertificateService
 
 log = logging.getLogger("evse_agent.ocpp")
 
@@ -80,6 +85,28 @@ class V16Adapter(RequestHandlers16):
         self.unlocking: set[str] = set()  # local ids UnlockConnector is ending
         self.data_transfer: dict[str, DataTransferHandler] = {}  # vendorId -> handler
         self._remote_start_ids = 0
+        self.certificates = None  # use_certificates()
+        self.logs = None  # use_logs()
+        self.firmware = None  # use_firmware()
+
+    def use_certificates(self, service: CertificateService) -> None:
+        """The security whitepaper's certificate messages; this adapter sends the CSRs."""
+        from .v16_security import CertificateHandlers16
+
+        self.certificates = CertificateHandlers16(service, self)
+        service.attach(self.certificates)
+
+    def use_firmware(self, service: FirmwareService) -> None:
+        """UpdateFirmware, SignedUpdateFirmware and their notifications (v16_firmware.py)."""
+        from .v16_firmware import FirmwareHandlers16
+
+        self.firmware = FirmwareHandlers16(service, self)
+
+    def use_logs(self, uploads: LogUploads) -> None:
+        """GetDiagnostics and the security extension's GetLog (v16_logs.py)."""
+        from .v16_logs import LogHandlers16
+
+        self.logs = LogHandlers16(uploads, self)
 
     # -- from the core (synchronous: called while actions are dispatched) ----------------
     def transaction_event(self, a: m.TransactionEventAction) -> None:
@@ -140,6 +167,8 @@ class V16Adapter(RequestHandlers16):
 
     def authorize(self, a: m.SendAuthorize) -> None:
         if len(a.id_token.id_token) > msg16.ID_TAG_MAX:
+            log.warning("idTag %r is longer than 1.6 allows (%d characters): Invalid, not sent",
+                        a.id_token.id_token, msg16.ID_TAG_MAX)
 
             async def refuse() -> None:  # no 1.6 idTag can name it (CiString20Type)
                 self.port.feed(m.AuthorizeResult(a.request_id, a.id_token, "Invalid"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import messages as m
 from ..core.evse import Evse
@@ -23,6 +23,11 @@ from . import v16_messages as msg16
 from .connection import CallFailed, Reply
 from .session import Handler, Session
 from .v16_transactions import Transactions16
+
+if TYPE_CHECKING:
+    from .v16_firmware import FirmwareHandlers16
+    from .v16_logs import LogHandlers16
+    from .v16_security import CertificateHandlers16
 
 log = logging.getLogger("evse_agent.ocpp")
 
@@ -36,6 +41,9 @@ class RequestHandlers16(Session):
     reset_type: str | None
     unlocking: set[str]
     data_transfer: dict[str, DataTransferHandler]
+    certificates: CertificateHandlers16 | None  # security extension (v16_security.py)
+    logs: LogHandlers16 | None  # GetDiagnostics, GetLog (v16_logs.py)
+    firmware: FirmwareHandlers16 | None  # UpdateFirmware, SignedUpdateFirmware
 
     def next_remote_start_id(self) -> int:
         raise NotImplementedError
@@ -56,6 +64,9 @@ class RequestHandlers16(Session):
             "DataTransfer": self._data_transfer,
             "TriggerMessage": self._trigger,
             "SetChargingProfile": self._no_smart_charging,
+            **(self.certificates.handlers() if self.certificates else {}),
+            **(self.logs.handlers() if self.logs else {}),
+            **(self.firmware.handlers() if self.firmware else {}),
         }
 
     # -- Core profile ------------------------------------------------------------------
@@ -171,6 +182,10 @@ class RequestHandlers16(Session):
         if what == "MeterValues":
             payloads = self._triggered_meter_values(connector_id)
             return Reply({"status": "Accepted"}, lambda: self._send_now("MeterValues", payloads))
+        if what == "FirmwareStatusNotification" and self.firmware is not None:
+            return self.firmware.trigger()  # the running update's status (v16_firmware.py)
+        if what == "DiagnosticsStatusNotification" and self.logs is not None:
+            return self.logs.trigger_diagnostics()  # Uploading while one runs (v16_logs.py)
         if what in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
             # No upload or update running: Idle (§6.17, §6.19).
             return Reply({"status": "Accepted"}, lambda: self._send_now(what, [{"status": "Idle"}]))

@@ -6,16 +6,25 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import messages as m
 from ..device_model.model import DeviceModel
 from ..monitoring import MonitoringEngine
 from ..storage import QueuedMessage, Storage
 from . import rpc
-from .connection import Reply
+from .connection import CallFailed, Reply
+from .iso15118 import Iso15118
 from .session import Handler, Session, StationPort
 from .v201_device_model import DeviceModelHandlers
+
+if TYPE_CHECKING:
+    from ..firmware.service import FirmwareService
+    from ..logs.jobs import LogUploads
+    from .certificate_service import CertificateService
+    from .v201_firmware import FirmwareHandlers201
+    from .v201_logs import LogHandlers201
+    from .v201_security import CertificateHandlers201
 
 
 def transaction_event_payload(a: m.TransactionEventAction) -> dict[str, Any]:
@@ -68,6 +77,29 @@ class V201Adapter(Session):
         self.device_model = DeviceModelHandlers(
             dm, monitoring, self._send_pages, now, lambda: port.feed(m.Tick())
         )
+        self.iso15118 = Iso15118(dm, storage, now, self._call_now)
+        self.certificates: CertificateHandlers201 | None = None  # use_certificates()
+        self.logs: LogHandlers201 | None = None  # use_logs()
+        self.firmware: FirmwareHandlers201 | None = None  # use_firmware()
+
+    def use_certificates(self, service: CertificateService) -> None:
+        """Certificate management (A02/A03, M03-M05); this adapter sends the CSRs."""
+        from .v201_security import CertificateHandlers201
+
+        self.certificates = CertificateHandlers201(service, self)
+        service.attach(self.certificates)
+
+    def use_firmware(self, service: FirmwareService) -> None:
+        """UpdateFirmware and FirmwareStatusNotification (L01)."""
+        from .v201_firmware import FirmwareHandlers201
+
+        self.firmware = FirmwareHandlers201(service, self)
+
+    def use_logs(self, uploads: LogUploads) -> None:
+        """GetLog and LogStatusNotification (N01)."""
+        from .v201_logs import LogHandlers201
+
+        self.logs = LogHandlers201(uploads, self)
 
     # -- from the core (synchronous: called while actions are dispatched) ----------------
     def transaction_event(self, a: m.TransactionEventAction) -> None:
@@ -81,6 +113,26 @@ class V201Adapter(Session):
              a.event_type == "Ended"),
         )
         self.outbox.notify()
+
+    def authorize(self, a: m.SendAuthorize) -> None:
+        """A contract (Plug & Charge) is authorized with its certificate data (C07)."""
+        contract = self.iso15118.contract_for(a.id_token)
+        if contract is None:
+            super().authorize(a)
+            return
+
+        async def authorize_contract() -> None:
+            status, evse_ids = await self.iso15118.authorize(contract)
+            self.port.feed(m.AuthorizeResult(a.request_id, a.id_token, status, evse_ids))
+
+        self._spawn(authorize_contract())
+
+    async def _call_now(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A message that only makes sense now: fails at once when offline."""
+        endpoint = self._endpoint
+        if endpoint is None or not self.online:
+            raise CallFailed("closed", "offline")
+        return await self._call(endpoint, action, payload)
 
     def notify_events(self, event_data: list[dict[str, Any]]) -> None:
         """Monitoring events: sent now, or kept per OfflineQueuingSeverity (N07)."""
@@ -134,6 +186,9 @@ class V201Adapter(Session):
     def handlers(self) -> dict[str, Handler]:
         return {
             **self.device_model.handlers(),
+            **(self.certificates.handlers() if self.certificates else {}),
+            **(self.logs.handlers() if self.logs else {}),
+            **(self.firmware.handlers() if self.firmware else {}),
             "RequestStartTransaction": self._request_start,
             "RequestStopTransaction": self._request_stop,
             "TriggerMessage": self._trigger,
@@ -219,4 +274,10 @@ class V201Adapter(Session):
             return Reply(
                 {"status": "Accepted"}, self.after_feed(m.TriggerTransactionEvent(evse_id))
             )
+        if self.firmware is not None and what == "FirmwareStatusNotification":
+            return self.firmware.trigger()  # L01.FR.25/26
+        if self.logs is not None and (reply := self.logs.trigger(what)):
+            return reply  # LogStatusNotification (F06.FR.14/15)
+        if self.certificates is not None and (reply := self.certificates.trigger(what)):
+            return reply  # SignChargingStationCertificate, SignV2GCertificate (A02)
         return Reply({"status": "NotImplemented"})  # F06.FR.08

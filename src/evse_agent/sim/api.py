@@ -4,11 +4,12 @@ devices of a running station (see "Contract: mock hardware control API" in DESIG
 GET  /                       the web page (static/index.html)
 GET  /api/state              the whole station, as the agent's `state()` builds it
 POST /api/rfid               {"id_token": str, "type": str?}
-POST /api/evse/{n}/plug      {"max_current_a"?, "battery_wh"?, "soc"?, "iso15118"?, "phases"?}
+POST /api/evse/{n}/plug      {"max_current_a"?, "battery_wh"?, "soc"?, "iso15118"?, "phases"?,
+                              "emaid"?, "certificate_request"?}  (the last two: Plug & Charge)
 POST /api/evse/{n}/unplug
 POST /api/evse/{n}/ev        {"charging": bool}
 POST /api/fault              {"device": str, "fault": str, "evse": int?} | {"clear": true}
-GET  /api/display.png        501 until the display renderer exists
+GET  /api/display.png        the display text drawn as the HAL's PNG display draws it
 WS   /api/events             the state JSON, sent on connect and whenever it changes
 
 Answers: 200 with the new state; {"error": "..."} with 404 (unknown EVSE), 409 (the
@@ -49,6 +50,7 @@ StateProvider = Callable[[], dict[str, Any]]
 AfterAction = Callable[[], Awaitable[None]]
 
 _dumps = functools.partial(json.dumps, separators=(",", ":"))
+DISPLAY_SIZE = (480, 272)  # a common 4.3" panel; the PNG driver's default
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -191,7 +193,12 @@ class SimServer:
         return web.json_response(self._state(), dumps=_dumps)
 
     async def _display_png(self, _: web.Request) -> web.Response:
-        return _error(501, "display.png is not implemented yet; the display text is in /api/state")
+        # Pillow only when someone looks; rendered off the loop, as the drivers do.
+        from evse_hal.backends.display import render_png
+
+        text = str(self._state()["display"]["text"])
+        png = await asyncio.to_thread(render_png, text, DISPLAY_SIZE[0], DISPLAY_SIZE[1])
+        return web.Response(body=png, content_type="image/png")
 
     async def _rfid(self, request: web.Request) -> web.Response:
         id_token, token_type = rfid_args(decode(await request.read(), allow_empty=False))

@@ -29,6 +29,8 @@ class PlugArgs(TypedDict, total=False):
     soc: float
     iso15118: bool
     phases: int
+    emaid: str
+    certificate_request: str
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ def rfid_args(body: dict[str, Any]) -> tuple[str, str]:
 def plug_args(body: dict[str, Any]) -> PlugArgs:
     """Keyword arguments of MockHardware.plug for POST /api/evse/{n}/plug; a field left
     out keeps the simulated EV's default."""
-    _only(body, {"max_current_a", "battery_wh", "soc", "iso15118", "phases"})
+    _only(body, {"max_current_a", "battery_wh", "soc", "iso15118", "phases", "emaid",
+                 "certificate_request"})
     args: PlugArgs = {}
     if "max_current_a" in body:
         args["max_current_a"] = _positive(body, "max_current_a")
@@ -86,6 +89,22 @@ def plug_args(body: dict[str, Any]) -> PlugArgs:
         if not _is_int(phases) or phases not in (1, 2, 3):
             raise BadBody(f'"phases" must be 1, 2 or 3, got {phases!r}')
         args["phases"] = phases
+    # Plug & Charge: the ISO 15118 EV presents a contract (eMAID, an IdToken: at most
+    # 36 characters), optionally asking first for its certificate (Install / Update).
+    if "emaid" in body:
+        emaid = _text(body, "emaid")
+        if len(emaid) > ID_TOKEN_MAX_LEN:
+            raise BadBody(f'"emaid" is at most {ID_TOKEN_MAX_LEN} characters, got {len(emaid)}')
+        if not args.get("iso15118"):
+            raise BadBody('"emaid" needs "iso15118": true (Plug & Charge is ISO 15118)')
+        args["emaid"] = emaid
+    if "certificate_request" in body:
+        request = body["certificate_request"]
+        if request not in ("Install", "Update"):
+            raise BadBody(f'"certificate_request" must be "Install" or "Update", got {request!r}')
+        if "emaid" not in args:
+            raise BadBody('"certificate_request" needs the contract\'s "emaid"')
+        args["certificate_request"] = request
     return args
 
 

@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     plug.add_argument("--battery-wh", type=float, metavar="W", help="battery capacity, Wh")
     plug.add_argument("--phases", type=int, choices=(1, 2, 3), help="phases the EV draws on")
     plug.add_argument("--iso15118", action="store_true", help="the EV speaks ISO 15118")
+    plug.add_argument("--emaid", metavar="EMAID",
+                      help="Plug & Charge: the contract the EV presents (implies --iso15118)")
+    plug.add_argument("--certificate-request", choices=("Install", "Update"),
+                      help="the EV first asks for its contract certificate (needs --emaid)")
 
     unplug = commands.add_parser("unplug", help="unplug the EV from an EVSE")
     unplug.add_argument("evse", metavar="EVSE", type=int)
@@ -84,7 +88,9 @@ def _route(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
             "soc": args.soc,
             "battery_wh": args.battery_wh,
             "phases": args.phases,
-            "iso15118": args.iso15118 or None,
+            "iso15118": args.iso15118 or bool(args.emaid) or None,
+            "emaid": args.emaid,
+            "certificate_request": args.certificate_request,
         }
         return (
             "POST",
