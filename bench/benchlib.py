@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -310,6 +311,19 @@ def percentile(sorted_values: list[float], p: float) -> float:
         return float("nan")
     rank = max(1, -(-len(sorted_values) * p // 100))  # ceil(n * p / 100)
     return sorted_values[int(rank) - 1]
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    """Latency figures in ms of `seconds` (nearest-rank percentiles)."""
+    ms = sorted(s * 1000 for s in seconds)
+    return {
+        "n": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "mean_ms": statistics.fmean(ms),
+        "max_ms": ms[-1],
+        "min_ms": ms[0],
+    }
 
 
 def median(values: list[float]) -> float:

@@ -17,7 +17,6 @@ import asyncio
 import gc
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from benchlib import (
     StationProcess,
     environment,
     free_port,
-    percentile,
+    summary,
     wait_ready,
 )
 
@@ -117,18 +116,6 @@ listen = "127.0.0.1:{sim_port}"
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir,
         )
     return StationProcess(kind, f"CARD-{kind.upper()}", workdir, proc, started, log), sim_port
-
-
-def summary(seconds: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in seconds)
-    return {
-        "n": len(ms),
-        "p50_ms": percentile(ms, 50),
-        "p99_ms": percentile(ms, 99),
-        "mean_ms": statistics.fmean(ms),
-        "max_ms": ms[-1],
-        "min_ms": ms[0],
-    }
 
 
 async def measure(taps: int, warmup: int, tmp: Path) -> dict[str, Any]:

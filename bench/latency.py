@@ -21,13 +21,12 @@ import argparse
 import asyncio
 import gc
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchlib import RawCsms, StationProcess, environment, percentile, start_station, wait_ready
+from benchlib import RawCsms, StationProcess, environment, start_station, summary, wait_ready
 
 TARGET_RATIO = 1.5
 EVSES = 2
@@ -37,18 +36,6 @@ REQUEST = {
     ]
 }
 KINDS = ("evse-agent", "bare", "bare-sync")
-
-
-def summary(seconds: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in seconds)
-    return {
-        "n": len(ms),
-        "p50_ms": percentile(ms, 50),
-        "p99_ms": percentile(ms, 99),
-        "mean_ms": statistics.fmean(ms),
-        "max_ms": ms[-1],
-        "min_ms": ms[0],
-    }
 
 
 def check_answer(kind: str, message: list[Any]) -> None:

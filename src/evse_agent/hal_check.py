@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 from evse_hal.clock import SystemClock
-from evse_hal.interfaces import DeviceError
 
 from .config import ConfigError, load
 from .hardware import Slot, configure
@@ -33,11 +32,9 @@ async def probe(slot: Slot, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str
         return True, "mock"
     try:
         seen = await asyncio.wait_for(slot.device.probe(), timeout)  # type: ignore[attr-defined]
-    except (DeviceError, OSError) as err:  # OSError: a backend that let one through
-        return False, slot.explain(err)
-    except TimeoutError:
-        return False, f"no result within {timeout:.0f} s"
-    except Exception as err:  # a backend bug or a library's own error class: one line
+    except TimeoutError:  # first: since Python 3.11 it is an OSError too
+        return False, f"no result within {timeout:g} s"
+    except Exception as err:  # DeviceError, a stray OSError or a library's own class
         logging.getLogger(__name__).debug("%s: probe failed", slot.label, exc_info=True)
         return False, slot.explain(err)
     return True, slot.explain(f"OK {seen}")

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from evse_hal.backends.meter_models import MODELS as METER_MODELS  # data only, no I/O
+from evse_hal.backends import meter_models  # data only, no I/O
 from evse_hal.clock import Clock
 from evse_hal.interfaces import (
     ConnectorLock,
@@ -61,8 +61,7 @@ DRIVERS: dict[str, dict[str, Driver]] = {
         "rdm6300": Driver("rdm6300"),
         "ascii-line": Driver("ascii_line"),
     },
-    # Every register table is a driver: a new meter model is only an entry in MODELS.
-    "meter": {name: Driver("modbus_meter", preset={"model": name}) for name in METER_MODELS},
+    # "meter": every register table in meter_models.MODELS, see drivers().
     "contactor": {
         "gpiozero": Driver("gpiozero_contactor"),
         "gpiod": Driver("gpiod_contactor"),
@@ -75,6 +74,15 @@ DRIVERS: dict[str, dict[str, Driver]] = {
     },
 }
 PACKAGE = "evse_hal.backends"
+
+
+def drivers(role: str) -> dict[str, Driver]:
+    """The driver names of `role`. Every meter register table is a driver, looked up
+    when asked: a new meter model is only an entry in meter_models.MODELS."""
+    if role == "meter":
+        return {name: Driver("modbus_meter", preset={"model": name})
+                for name in meter_models.MODELS}
+    return DRIVERS.get(role, {})
 
 
 @dataclass(frozen=True)
@@ -168,10 +176,7 @@ class Hardware:
         for slot, device in self.real_devices():
             try:
                 await device.start(emit)
-            except (DeviceError, OSError) as err:
-                await self.stop()
-                raise DeviceError(f"{slot.label}: {slot.explain(err)}") from None
-            except Exception as err:  # a backend bug or a library's own error class
+            except Exception as err:  # DeviceError, a stray OSError or a library's own class
                 log.debug("%s: start failed", slot.label, exc_info=True)
                 await self.stop()
                 raise DeviceError(f"{slot.label}: {slot.explain(err)}") from None
@@ -301,7 +306,7 @@ def _slot(cfg: Config, role: str, section: DeviceSection, clock: Clock) -> Slot:
     key = section.key or section.section
     if section.driver == "mock":
         return _mock_slot(role, section.evse, key)
-    known = DRIVERS.get(role, {})
+    known = drivers(role)
     driver = known.get(section.driver)
     if driver is None:
         names = ", ".join(f'"{n}"' for n in [*known, "mock"])

@@ -1,6 +1,6 @@
 """Loopback hardware for the end-to-end tests of `backend = "real"`: serial lines made
-of pty pairs, an RDM6300 card frame, the backend tests' PN532 simulator, and their
-Eastron SDM630 (pymodbus SimDevice) behind a Modbus RTU server on a pty.
+of pty pairs, the backend tests' PN532 simulator, and their Eastron SDM630 (pymodbus
+SimDevice) behind a Modbus RTU server on a pty.
 
 The agent runs as a separate process: it is given the path of a pty's slave side,
 while the test holds the master side (os.ttyname(slave)).
@@ -12,25 +12,15 @@ import asyncio
 import contextlib
 import os
 import select
-import sys
 import tty
-from functools import reduce
-from operator import xor
-from pathlib import Path
 from typing import Any
 
+# The simulators live with the backend tests (tests/hal/backends, on sys.path through
+# tests/conftest.py); one copy serves both.
+from meter_support import SDM630, SimMeter
 from pymodbus import FramerType
 from pymodbus.server import ModbusSerialServer
-
-# The simulators live with the backend tests; one copy serves both.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hal" / "backends"))
-from meter_support import SDM630, SimMeter  # noqa: E402
-from rfid_support import Pn532Sim  # noqa: E402
-
-
-def rdm6300_frame(number: bytes) -> bytes:
-    """STX, 10 ASCII hex digits, XOR checksum in 2 hex digits, ETX (RDM6300 format)."""
-    return b"\x02" + number.hex().upper().encode() + b"%02X" % reduce(xor, number) + b"\x03"
+from rfid_support import Pn532Sim
 
 
 class Pty:

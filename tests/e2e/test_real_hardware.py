@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from e2e_support import STATION, Station, tx_events
-from hw_support import NullModem, Pn532, Pty, Sdm630, rdm6300_frame
+from hw_support import NullModem, Pn532, Pty, Sdm630
+from rfid_support import rdm6300_frame
 
 from evse_agent.csms import DevCsms
 

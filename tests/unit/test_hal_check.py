@@ -45,20 +45,8 @@ def pty_path() -> Iterator[str]:
     os.close(slave)
 
 
-@pytest.fixture
-def mock_pins() -> Iterator[None]:
-    from gpiozero import Device
-    from gpiozero.pins.mock import MockFactory
-
-    previous = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    yield
-    Device.pin_factory.close()
-    Device.pin_factory = previous
-
-
 def test_every_device_answers_exit_0(
-    tmp_path: Path, pty_path: str, mock_pins: None, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, pty_path: str, mock_pins: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_config(tmp_path, f"""
 [hal.rfid]
@@ -164,3 +152,25 @@ def test_an_unexpected_exception_is_one_line_not_a_traceback() -> None:
     slot = Slot("contactor", 1, "hal.contactor[0]", "gpiozero",
                 "hal.contactor[0] evse 1 gpiozero GPIO17 feedback GPIO27", _Broken())  # type: ignore[arg-type]
     assert asyncio.run(probe(slot)) == (False, "'GPIO busy'")
+
+
+class _Slow:
+    """A device that never answers its probe."""
+
+    async def probe(self) -> str:
+        import asyncio
+
+        await asyncio.sleep(5)
+        return "late"
+
+
+def test_a_probe_timeout_names_the_timeout_not_the_exception_class() -> None:
+    """TimeoutError is an OSError since Python 3.11: it must not be explained as one."""
+    import asyncio
+
+    from evse_agent.hal_check import probe
+    from evse_agent.hardware import Slot
+
+    slot = Slot("rfid", 0, "hal.rfid", "pn532", "hal.rfid pn532 /dev/ttyAMA0",
+                _Slow())  # type: ignore[arg-type]
+    assert asyncio.run(probe(slot, timeout=0.1)) == (False, "no result within 0.1 s")

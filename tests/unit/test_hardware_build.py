@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from functools import reduce
-from operator import xor
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 from evse_hal.clock import FakeClock, SystemClock
 from evse_hal.interfaces import DeviceError, HalEvent, TokenPresented
 from evse_hal.mock import MockDevice
+from rfid_support import rdm6300_frame  # tests/hal/backends, see tests/conftest.py
 
 from evse_agent import hardware
 from evse_agent.config import ConfigError, load, parse
@@ -38,11 +37,6 @@ def config(tmp_path: Path, hal: dict[str, Any], evse_count: int = 1) -> Any:
         "hal": hal,
     }
     return parse(raw, tmp_path / "config.toml")
-
-
-def rdm6300_frame(number: bytes) -> bytes:
-    """STX, 10 hex digits, XOR checksum as 2 hex digits, ETX (RDM6300 wire format)."""
-    return b"\x02" + number.hex().upper().encode() + b"%02X" % reduce(xor, number) + b"\x03"
 
 
 @pytest.fixture
@@ -329,28 +323,20 @@ async def test_hardware_worker_survives_a_backend_bug_and_reports_the_device(
 def test_every_meter_register_table_is_a_driver(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A new meter model is a register table only (issue 7 item 2): hardware.DRIVERS
-    derives the meter drivers from meter_models.MODELS."""
+    """A new meter model is a register table only (issue 7 item 2): hardware.drivers
+    derives the meter drivers from meter_models.MODELS when a config is read."""
     from evse_hal.backends import meter_models
 
-    assert set(hardware.DRIVERS["meter"]) == set(meter_models.MODELS)
+    assert set(hardware.drivers("meter")) == set(meter_models.MODELS)
     extra = meter_models.MeterModel(
         "sdm630x", "a test table",
         (meter_models.Register(0x34, "power_w"), meter_models.Register(0x48, "energy_wh")),
     )
     monkeypatch.setitem(meter_models.MODELS, "sdm630x", extra)
-    import importlib
-
-    reloaded = importlib.reload(hardware)
-    try:
-        hal = {**ALL_MOCK, "backend": "real",
-               "meter": [{"evse": 1, "driver": "sdm630x", "port": "loop://"}]}
-        slot = next(s for s in reloaded.configure(config(tmp_path, hal), FakeClock())
-                    if s.role == "meter")
-        assert slot.device is not None and slot.device.model is extra  # type: ignore[attr-defined]
-    finally:
-        monkeypatch.undo()
-        importlib.reload(hardware)
+    hal = {**ALL_MOCK, "backend": "real",
+           "meter": [{"evse": 1, "driver": "sdm630x", "port": "loop://"}]}
+    slot = next(s for s in configure(config(tmp_path, hal), FakeClock()) if s.role == "meter")
+    assert slot.device is not None and slot.device.model is extra  # type: ignore[attr-defined]
 
 
 async def test_a_missing_meter_port_is_named_once(tmp_path: Path) -> None:

@@ -146,6 +146,12 @@ class BoardSupport:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # Plug & Charge answers still in flight would write to a closed link.
+        pending = list(self._tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks.clear()
         await self.link.close()
 
     @property
@@ -179,9 +185,9 @@ class BoardSupport:
             amps = min(amps, self.status.proximity_a)
         amps = iec61851.offered_current(amps)
         duty = iec61851.duty_for_current(amps, digital_communication=self.ev.hlc_active)
-        self.update_command(
-            enable=True, duty_percent=duty, x1=duty == iec61851.NO_PWM_DUTY, max_current_a=amps
-        )
+        # Not `enable`: the pilot's start sets it and its stop clears it, and a late
+        # EvStatus, heartbeat loss or unplug after the stop must not switch the PWM on.
+        self.update_command(duty_percent=duty, x1=duty == iec61851.NO_PWM_DUTY, max_current_a=amps)
 
     # -- what the module says --------------------------------------------------------
     def _receive(self, message: ModuleMessage) -> None:

@@ -223,7 +223,7 @@ class CanLink:
             await asyncio.to_thread(self._stack.stop)
             self._stack = None
         if self._notifier is not None:
-            self._notifier.stop(timeout=1.0)
+            await asyncio.to_thread(self._notifier.stop, 1.0)  # joins its thread
             self._notifier = None
         if self._bus is not None:
             self._bus.shutdown()
@@ -270,8 +270,10 @@ class CanLink:
             is_extended_id=self.extended,
             data=message.encode(dict(signals)),
         )
+        # Called on the event loop: never wait for room. A full transmit queue (the
+        # module gone, the bus saturated) raises CanError, a failed send like any other.
         try:
-            bus.send(frame, timeout=0.1)
+            bus.send(frame, timeout=0)
         except can.CanError as err:
             raise DeviceError(f"{self.description}: cannot send: {err}") from None
 

@@ -1,7 +1,7 @@
 """Test helpers for the serial RFID readers: a pty pair reachable through a symlink
-(so a test can unplug the "USB reader" and plug it back), an event collector, and a
-simulated PN532 in HSU mode that parses the host's frames itself (LCS, DCS,
-postamble and TFI checked) and answers with real frames.
+(so a test can unplug the "USB reader" and plug it back), an event collector, the
+RDM6300's card frame, and a simulated PN532 in HSU mode that parses the host's frames
+itself (LCS, DCS, postamble and TFI checked) and answers with real frames.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import time
 import tty
 from collections import deque
 from collections.abc import Callable
+from functools import reduce
+from operator import xor
 from pathlib import Path
 
 from evse_hal.interfaces import DeviceFault, HalEvent, TokenPresented
@@ -87,6 +89,15 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> Non
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.005)
+
+
+def rdm6300_frame(number: bytes | str, checksum: int | None = None) -> bytes:
+    """What an RDM6300 sends for a card (5 bytes, or 10 hex digits): STX, 10 ASCII hex
+    digits, the XOR of the 5 bytes in 2 hex digits (or `checksum`, to send a bad one),
+    ETX."""
+    raw = bytes.fromhex(number) if isinstance(number, str) else number
+    check = reduce(xor, raw) if checksum is None else checksum
+    return b"\x02" + raw.hex().upper().encode() + b"%02X" % check + b"\x03"
 
 
 # --- a simulated PN532 --------------------------------------------------------------

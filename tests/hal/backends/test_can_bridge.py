@@ -392,6 +392,34 @@ async def test_stop_disables_the_port() -> None:
     await r.stop()
 
 
+async def test_a_late_ev_status_or_unplug_after_stop_does_not_enable_the_pwm() -> None:
+    """Hardware.stop stops the pilot before the bridge: frames the module sends in
+    between (an ISO 15118 session ending, an unplug) re-apply the offer, which must
+    leave the port disabled."""
+    r = Rig()
+    await r.start()
+    r.module.start_heartbeats()
+    try:
+        r.module.status(2)
+        r.module.send("EvStatus", HlcActive=1, EvSoc=255, EvMaxCurrent=6553.5)
+        await until(lambda: r.bridge.board.ev.hlc_active)
+        await r.pilot.set_offered_current(16)
+        await r.pilot.stop()
+        await until(lambda: (c := r.module.last("PilotCommand")) and not c["Enable"])
+        disabled = len(r.module.frames("PilotCommand"))
+        r.module.send("EvStatus", HlcActive=0, EvSoc=255, EvMaxCurrent=6553.5)
+        await until(lambda: not r.bridge.board.ev.hlc_active)
+        r.module.send("EvStatus", HlcActive=1, EvSoc=255, EvMaxCurrent=6553.5)
+        await until(lambda: r.bridge.board.ev.hlc_active)
+        r.module.status(0)  # unplugged: the EV's session is forgotten, the offer re-applied
+        await until(lambda: not r.bridge.board.ev.hlc_active)
+        await until(lambda: len(r.module.frames("PilotCommand")) > disabled + 3)
+        late = r.module.frames("PilotCommand")[disabled - 1 :]
+        assert [c["Enable"] for c in late] == [0] * len(late)
+    finally:
+        await r.stop()
+
+
 async def test_probe_reports_the_module_or_its_absence() -> None:
     r = Rig()
     r.module.cyclic_status = {"PilotState": 1, "PwmDuty": 100, "ProximityAmpacity": 32}
@@ -499,6 +527,34 @@ async def test_plug_and_charge_answers_go_to_the_module(rig: Rig) -> None:
                                           "ocsp_result": None}
 
 
+async def test_stop_ends_plug_and_charge_sends_before_closing_the_link() -> None:
+    """A Plug & Charge answer still going out (the module gives no flow control) is
+    ended by the stop, not left writing to a closed link."""
+    r = Rig()
+    await r.start()
+    await asyncio.to_thread(r.module.stack.stop)  # no flow control: the send waits
+    try:
+        exi = base64.b64encode(bytes(range(256)) * 30).decode()
+        r.bridge.ev_certificate_response("Accepted", exi)
+        sending = list(r.bridge.board._tasks)
+        await asyncio.sleep(0.05)
+        assert sending and not any(t.done() for t in sending)
+        link = r.bridge.board.link
+        close = link.close
+        at_close: list[bool] = []
+
+        async def closing() -> None:
+            at_close.append(all(t.done() for t in sending))
+            await close()
+
+        link.close = closing  # type: ignore[method-assign]
+        for device in (r.pilot, r.bridge):
+            await device.stop()
+        assert at_close == [True] and not r.bridge.board._tasks
+    finally:
+        await r.stop()
+
+
 async def test_telemetry_is_decoded(rig: Rig) -> None:
     rig.module.send("Telemetry", CpVoltageHigh=8.95, CpVoltageLow=-11.9, Temperature=41,
                     Supply12V=12.1)
@@ -544,3 +600,22 @@ async def test_failing_sends_are_logged_once_and_their_recovery_once(
     assert len(errors) == 1 and "Network is down" in errors[0], errors
     back = [r for r in caplog.records if "sending on" in r.getMessage()]
     assert len(back) == 1 and back[0].levelno == logging.WARNING
+
+
+async def test_sends_never_wait_on_the_event_loop(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commands and heartbeats go out from the event loop: a full transmit queue must
+    fail the send at once (logged once, as any failed send), not block the loop."""
+    bus = rig.bridge.board.link._bus  # type: ignore[attr-defined]
+    send = bus.send
+    timeouts: list[float | None] = []
+
+    def spy(frame: Any, timeout: float | None = None) -> None:
+        timeouts.append(timeout)
+        send(frame, timeout)
+
+    monkeypatch.setattr(bus, "send", spy)
+    await rig.pilot.set_offered_current(16)
+    await until(lambda: len(timeouts) >= 4)
+    assert set(timeouts) == {0}

@@ -9,7 +9,6 @@ import itertools
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,18 +21,6 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 COIL, FEEDBACK, ESTOP = 17, 27, 22
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    previous = Device.pin_factory
-    mock = MockFactory()
-    Device.pin_factory = mock
-    try:
-        yield mock
-    finally:
-        mock.reset()
-        Device.pin_factory = previous
 
 
 class Rig:
@@ -74,8 +61,8 @@ async def rig(factory: MockFactory, **options: Any) -> Rig:
     return r
 
 
-async def test_close_and_open_follow_the_feedback(factory: MockFactory) -> None:
-    r = await rig(factory)
+async def test_close_and_open_follow_the_feedback(mock_pins: MockFactory) -> None:
+    r = await rig(mock_pins)
     try:
         assert (r.coil, r.contactor.closed) == (False, False)
         await r.contactor.close()
@@ -98,8 +85,8 @@ async def test_close_and_open_follow_the_feedback(factory: MockFactory) -> None:
         await r.contactor.stop()
 
 
-async def test_bouncing_feedback_is_filtered(factory: MockFactory) -> None:
-    r = await rig(factory)
+async def test_bouncing_feedback_is_filtered(mock_pins: MockFactory) -> None:
+    r = await rig(mock_pins)
     try:
         await r.contactor.close()
         for level in itertools.islice(itertools.cycle([True, False]), 12):
@@ -116,8 +103,8 @@ async def test_bouncing_feedback_is_filtered(factory: MockFactory) -> None:
         await r.contactor.stop()
 
 
-async def test_welded_contactor_is_a_fault(factory: MockFactory) -> None:
-    r = await rig(factory)
+async def test_welded_contactor_is_a_fault(mock_pins: MockFactory) -> None:
+    r = await rig(mock_pins)
     try:
         await r.contactor.close()
         r.contact(True)
@@ -139,9 +126,9 @@ async def test_welded_contactor_is_a_fault(factory: MockFactory) -> None:
 
 
 async def test_contactor_that_does_not_close_is_a_fault_and_the_coil_drops(
-    factory: MockFactory,
+    mock_pins: MockFactory,
 ) -> None:
-    r = await rig(factory, follow_timeout_s=0.2)
+    r = await rig(mock_pins, follow_timeout_s=0.2)
     try:
         await r.contactor.close()
         assert r.coil is True
@@ -154,8 +141,8 @@ async def test_contactor_that_does_not_close_is_a_fault_and_the_coil_drops(
         await r.contactor.stop()
 
 
-async def test_dropout_while_closed_is_a_fault(factory: MockFactory) -> None:
-    r = await rig(factory)
+async def test_dropout_while_closed_is_a_fault(mock_pins: MockFactory) -> None:
+    r = await rig(mock_pins)
     try:
         await r.contactor.close()
         r.contact(True)
@@ -171,23 +158,23 @@ async def test_dropout_while_closed_is_a_fault(factory: MockFactory) -> None:
         await r.contactor.stop()
 
 
-async def test_emergency_stop_opens_at_once_and_reports(factory: MockFactory) -> None:
+async def test_emergency_stop_opens_at_once_and_reports(mock_pins: MockFactory) -> None:
     # External pulls (input_bias "none"): a mock pin's pull-up would drive it high on
     # claiming, where a real button to ground keeps the line low.
-    factory.pin(ESTOP).drive_low()  # NC button to ground: low while not pressed
-    factory.pin(FEEDBACK).drive_high()
-    r = await rig(factory, estop_pin=ESTOP, input_bias="none")
+    mock_pins.pin(ESTOP).drive_low()  # NC button to ground: low while not pressed
+    mock_pins.pin(FEEDBACK).drive_high()
+    r = await rig(mock_pins, estop_pin=ESTOP, input_bias="none")
     try:
         await r.contactor.close()
         r.contact(True)
         r.after(0.02)
-        factory.pin(ESTOP).drive_high()  # pressed
+        mock_pins.pin(ESTOP).drive_high()  # pressed
         r.contactor.poll()  # no time passes: opening does not wait for a debounce
         assert r.coil is False
         assert r.faults() == [DeviceFault("emergency_stop", 1, "pressed", True)]
         with pytest.raises(DeviceError, match="emergency stop"):
             await r.contactor.close()
-        factory.pin(ESTOP).drive_low()
+        mock_pins.pin(ESTOP).drive_low()
         r.contact(False)
         r.after(0.02)
         assert r.faults()[-1] == DeviceFault("emergency_stop", 1, "pressed", False)
@@ -198,9 +185,9 @@ async def test_emergency_stop_opens_at_once_and_reports(factory: MockFactory) ->
         await r.contactor.stop()
 
 
-async def test_emergency_stop_pressed_at_start(factory: MockFactory) -> None:
-    factory.pin(ESTOP).drive_high()
-    r = await rig(factory, estop_pin=ESTOP)
+async def test_emergency_stop_pressed_at_start(mock_pins: MockFactory) -> None:
+    mock_pins.pin(ESTOP).drive_high()
+    r = await rig(mock_pins, estop_pin=ESTOP)
     try:
         assert r.faults() == [DeviceFault("emergency_stop", 1, "pressed", True)]
         with pytest.raises(DeviceError):
@@ -210,14 +197,14 @@ async def test_emergency_stop_pressed_at_start(factory: MockFactory) -> None:
         await r.contactor.stop()
 
 
-async def test_stop_opens_and_releases_the_pins(factory: MockFactory) -> None:
-    r = await rig(factory)
+async def test_stop_opens_and_releases_the_pins(mock_pins: MockFactory) -> None:
+    r = await rig(mock_pins)
     await r.contactor.close()
     assert r.coil is True
     await r.contactor.stop()
     assert r.coil is False
     # Released: another device may claim the same pins now.
-    again = await rig(factory)
+    again = await rig(mock_pins)
     await again.contactor.stop()
 
 
@@ -248,13 +235,13 @@ def test_process_exit_opens_the_contactor() -> None:
     assert "coil at exit: False" in out
 
 
-async def test_polarity_options(factory: MockFactory) -> None:
-    r = await rig(factory, active_low=True, feedback_active_low=False, input_bias="pull_down")
+async def test_polarity_options(mock_pins: MockFactory) -> None:
+    r = await rig(mock_pins, active_low=True, feedback_active_low=False, input_bias="pull_down")
     try:
         assert r.coil is True  # active low: high is off
         await r.contactor.close()
         assert r.coil is False
-        factory.pin(FEEDBACK).drive_high()  # active-high feedback: high is closed
+        mock_pins.pin(FEEDBACK).drive_high()  # active-high feedback: high is closed
         r.contactor.poll()
         r.after(0.02)
         assert r.contactor.closed is True
@@ -264,15 +251,15 @@ async def test_polarity_options(factory: MockFactory) -> None:
         await r.contactor.stop()
 
 
-async def test_probe(factory: MockFactory) -> None:
+async def test_probe(mock_pins: MockFactory) -> None:
     clock = FakeClock()
-    factory.pin(FEEDBACK).drive_high()
+    mock_pins.pin(FEEDBACK).drive_high()
     contactor = create({"pin": COIL, "feedback_pin": FEEDBACK, "input_bias": "none"}, 1, clock)
     assert await contactor.probe() == "contactor (EVSE 1): coil off, feedback open on GPIO27"
-    factory.pin(FEEDBACK).drive_low()  # reads closed with the coil off
+    mock_pins.pin(FEEDBACK).drive_low()  # reads closed with the coil off
     with pytest.raises(DeviceError, match="GPIO27 reads closed while the coil is off"):
         await contactor.probe()
-    assert factory.pin(COIL).state is False
+    assert mock_pins.pin(COIL).state is False
 
 
 class _NoAccessFactory(MockFactory):
@@ -282,7 +269,7 @@ class _NoAccessFactory(MockFactory):
         raise PermissionError(13, "Permission denied", "/dev/gpiomem")
 
 
-async def test_permission_denied_names_the_pin_and_the_device(factory: MockFactory) -> None:
+async def test_permission_denied_names_the_pin_and_the_device(mock_pins: MockFactory) -> None:
     Device.pin_factory = _NoAccessFactory()
     contactor = create({"pin": COIL, "feedback_pin": FEEDBACK}, 2, FakeClock())
     with pytest.raises(DeviceError) as caught:
@@ -303,7 +290,7 @@ class _BusyFactory(MockFactory):
         raise error("'GPIO busy'")
 
 
-async def test_a_pin_factorys_own_error_is_one_line(factory: MockFactory) -> None:
+async def test_a_pin_factorys_own_error_is_one_line(mock_pins: MockFactory) -> None:
     Device.pin_factory = _BusyFactory()
     contactor = create({"pin": COIL, "feedback_pin": FEEDBACK}, 2, FakeClock())
     with pytest.raises(DeviceError) as caught:
@@ -313,7 +300,7 @@ async def test_a_pin_factorys_own_error_is_one_line(factory: MockFactory) -> Non
 
 
 async def test_no_pin_factory_is_one_clear_error(
-    factory: MockFactory, monkeypatch: pytest.MonkeyPatch
+    mock_pins: MockFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Device.pin_factory = None
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-factory")
@@ -322,13 +309,13 @@ async def test_no_pin_factory_is_one_clear_error(
         await contactor.start(lambda e: None)
 
 
-async def test_pin_in_use(factory: MockFactory) -> None:
-    first = await rig(factory)
+async def test_pin_in_use(mock_pins: MockFactory) -> None:
+    first = await rig(mock_pins)
     try:
         second = create({"pin": 5, "feedback_pin": FEEDBACK}, 2, FakeClock())
         with pytest.raises(DeviceError, match=r"contactor \(EVSE 2\) feedback GPIO27"):
             await second.start(lambda e: None)
-        assert factory.pin(5).function == "input"  # the coil it had claimed is released
+        assert mock_pins.pin(5).function == "input"  # the coil it had claimed is released
     finally:
         await first.contactor.stop()
 
@@ -353,7 +340,7 @@ def test_option_errors_name_the_option(options: dict[str, Any], key: str) -> Non
     assert caught.value.key == key
 
 
-async def test_the_poll_task_supervises_on_the_system_clock(factory: MockFactory) -> None:
+async def test_the_poll_task_supervises_on_the_system_clock(mock_pins: MockFactory) -> None:
     """Without anyone calling poll(): the started contactor samples its inputs itself."""
     contactor = create(
         {"pin": COIL, "feedback_pin": FEEDBACK, "follow_timeout_s": 0.1}, 1, SystemClock()
@@ -362,7 +349,7 @@ async def test_the_poll_task_supervises_on_the_system_clock(factory: MockFactory
     await contactor.start(events.append)
     try:
         await contactor.close()
-        factory.pin(FEEDBACK).drive_low()
+        mock_pins.pin(FEEDBACK).drive_low()
         for _ in range(100):
             await asyncio.sleep(0.01)
             if events:

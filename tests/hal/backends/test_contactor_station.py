@@ -6,14 +6,11 @@ status Faulted as in OCPP 2.0.1 Part 2 G01 / 1.6 PowerSwitchFailure)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
-import pytest
 from evse_hal.backends.contactor import GpioContactor
 from evse_hal.backends.gpiozero_contactor import create
 from evse_hal.clock import FakeClock
 from evse_hal.interfaces import DeviceFault, HalEvent, PilotChanged, TokenPresented
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from evse_agent.core import messages as m
@@ -22,18 +19,6 @@ from evse_agent.core.status16 import connector_status
 from evse_agent.device_model.model import DeviceModel
 
 COIL, FEEDBACK = 17, 27
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    previous = Device.pin_factory
-    mock = MockFactory()
-    Device.pin_factory = mock
-    try:
-        yield mock
-    finally:
-        mock.reset()
-        Device.pin_factory = previous
 
 
 class Bench:
@@ -86,9 +71,9 @@ class Bench:
         return [a.status for a in self.actions if isinstance(a, m.ConnectorStatus)]
 
 
-async def test_contactor_that_fails_to_close_faults_the_evse(factory: MockFactory) -> None:
-    factory.pin(FEEDBACK).drive_high()  # aux contact open
-    bench = Bench(factory)
+async def test_contactor_that_fails_to_close_faults_the_evse(mock_pins: MockFactory) -> None:
+    mock_pins.pin(FEEDBACK).drive_high()  # aux contact open
+    bench = Bench(mock_pins)
     await bench.contactor.start(bench.pending.append)
     try:
         await bench.feed(m.ConnectionChanged(True))
@@ -116,16 +101,16 @@ async def test_contactor_that_fails_to_close_faults_the_evse(factory: MockFactor
         await bench.contactor.stop()
 
 
-async def test_welded_contactor_faults_the_evse_after_the_session(factory: MockFactory) -> None:
-    factory.pin(FEEDBACK).drive_high()
-    bench = Bench(factory)
+async def test_welded_contactor_faults_the_evse_after_the_session(mock_pins: MockFactory) -> None:
+    mock_pins.pin(FEEDBACK).drive_high()
+    bench = Bench(mock_pins)
     await bench.contactor.start(bench.pending.append)
     try:
         await bench.feed(m.ConnectionChanged(True))
         await bench.feed(PilotChanged(1, "B"))
         await bench.authorize("AABBCCDD")
         await bench.feed(PilotChanged(1, "C"))
-        factory.pin(FEEDBACK).drive_low()  # closes as commanded
+        mock_pins.pin(FEEDBACK).drive_low()  # closes as commanded
         await bench.after(0.0)
         await bench.after(0.02)
         assert bench.contactor.closed is True

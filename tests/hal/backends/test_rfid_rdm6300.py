@@ -4,35 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from functools import reduce
 from pathlib import Path
 
 import pytest
 from evse_hal.backends import OptionError, rdm6300
 from evse_hal.clock import FakeClock
 from evse_hal.interfaces import DeviceError, DeviceFault, TokenPresented
-from rfid_support import Events, PtyReader, wait_until
+from rfid_support import Events, PtyReader, rdm6300_frame, wait_until
 
 FAST = {"reopen_interval_s": 0.05}
 
 
-def frame(number: str, checksum: int | None = None) -> bytes:
-    """STX, 10 hex digits, 2 hex digits of the XOR checksum, ETX."""
-    raw = bytes.fromhex(number)
-    xor = reduce(lambda a, b: a ^ b, raw) if checksum is None else checksum
-    return b"\x02" + number.encode() + f"{xor:02X}".encode() + b"\x03"
-
-
 def test_frame_layout() -> None:
     # 1E ^ 00 ^ 9A ^ 8C ^ 2A = 22
-    assert frame("1E009A8C2A") == b"\x021E009A8C2A22\x03"
+    assert rdm6300_frame("1E009A8C2A") == b"\x021E009A8C2A22\x03"
     assert rdm6300.FrameParser().feed(b"\x021E009A8C2A22\x03") == [bytes.fromhex("1E009A8C2A")]
 
 
 def test_parser_skips_bad_checksums_garbage_and_waits_for_split_frames() -> None:
-    good = frame("0A00123456")
-    stream = (b"\xff\x03garbage\x02\x02" + frame("0A00123456", checksum=0x00) + b"\x0212"
-              + good + b"\x02ZZ00123456" + b"1C\x03" + frame("1E009A8C2A")[:-1] + b"\x00"
+    good = rdm6300_frame("0A00123456")
+    stream = (b"\xff\x03garbage\x02\x02" + rdm6300_frame("0A00123456", checksum=0x00) + b"\x0212"
+              + good + b"\x02ZZ00123456" + b"1C\x03" + rdm6300_frame("1E009A8C2A")[:-1] + b"\x00"
               + good)
     parser = rdm6300.FrameParser()
     split = [n for i in range(len(stream)) for n in parser.feed(stream[i : i + 1])]
@@ -94,7 +86,7 @@ async def test_cards_become_tokens_of_the_configured_type(
 ) -> None:
     reader, events = await started(line, clock, id_token_type="ISO15693", number_format="dec10")
     stop_later.append(reader)
-    line.write(b"\x00\xfe" + frame("0A00123456") + b"noise" + frame("1E009A8C2A"))
+    line.write(b"\x00\xfe" + rdm6300_frame("0A00123456") + b"noise" + rdm6300_frame("1E009A8C2A"))
     await wait_until(lambda: len(events.tokens) == 2)
     assert events.tokens == [TokenPresented("0001193046", "ISO15693"),
                              TokenPresented("0010128426", "ISO15693")]
@@ -105,13 +97,13 @@ async def test_bad_checksum_garbage_and_split_frames(
 ) -> None:
     reader, events = await started(line, clock)
     stop_later.append(reader)
-    line.write(frame("0A00123456", checksum=0x5C))  # wrong XOR: no card
+    line.write(rdm6300_frame("0A00123456", checksum=0x5C))  # wrong XOR: no card
     line.write(b"\x02\x0312\xff")
-    good = frame("1E009A8C2A")
+    good = rdm6300_frame("1E009A8C2A")
     for i in range(0, len(good), 3):
         line.write(good[i : i + 3])
     await wait_until(lambda: len(events.tokens) == 1)
-    line.write(frame("0A00123456"))
+    line.write(rdm6300_frame("0A00123456"))
     await wait_until(lambda: len(events.tokens) == 2)
     assert events.tokens == [TokenPresented("1E009A8C2A", "Local"),
                              TokenPresented("0A00123456", "Local")]
@@ -122,17 +114,17 @@ async def test_a_held_card_repeating_its_frame_is_one_token_until_gone_for_debou
 ) -> None:
     reader, events = await started(line, clock, debounce_s=1.0)
     stop_later.append(reader)
-    other = frame("1E009A8C2A")
-    line.write(frame("0A00123456") * 5)
+    other = rdm6300_frame("1E009A8C2A")
+    line.write(rdm6300_frame("0A00123456") * 5)
     line.write(other)  # a different card is not debounced by the first one
     await wait_until(lambda: len(events.tokens) == 2)
     clock.advance(0.9)
-    line.write(frame("0A00123456"))  # within debounce_s of the last read: same tap
+    line.write(rdm6300_frame("0A00123456"))  # within debounce_s of the last read: same tap
     line.write(other)
-    line.write(frame("0B00ABCDEF"))  # a third card marks that both were read
+    line.write(rdm6300_frame("0B00ABCDEF"))  # a third card marks that both were read
     await wait_until(lambda: len(events.tokens) == 3)
     clock.advance(1.0)
-    line.write(frame("0A00123456"))  # gone for debounce_s: a new tap
+    line.write(rdm6300_frame("0A00123456"))  # gone for debounce_s: a new tap
     await wait_until(lambda: len(events.tokens) == 4)
     assert [t.id_token for t in events.tokens] == [
         "0A00123456", "1E009A8C2A", "0B00ABCDEF", "0A00123456"]
@@ -152,7 +144,7 @@ async def test_probe_opens_the_port_and_reports_a_card_in_the_field(
 
     async def card_held() -> None:  # the reader repeats the frame while the card is there
         while not held.is_set():
-            line.write(frame("0A00123456"))
+            line.write(rdm6300_frame("0A00123456"))
             await asyncio.sleep(0.02)
 
     repeating = asyncio.create_task(card_held())
@@ -176,5 +168,5 @@ async def test_reader_unplugged_is_a_device_fault_until_plugged_back(
     line.plug()
     await wait_until(lambda: len(events.faults) == 2)
     assert events.faults[1] == DeviceFault("rfid", 0, "ReaderGone", False)
-    line.write(frame("0A00123456"))
+    line.write(rdm6300_frame("0A00123456"))
     await wait_until(lambda: len(events.tokens) == 1)
