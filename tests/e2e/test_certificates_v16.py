@@ -169,3 +169,38 @@ async def test_extended_trigger_message(csms16: DevCsms, station_factory: Any) -
     answer = await csms16.call(STATION, "ExtendedTriggerMessage",
                                {"requestedMessage": "MeterValues", "connectorId": 7})
     assert answer == {"status": "Rejected"}  # no such connector
+
+
+async def test_profile_3_switches_to_the_signed_certificate(tmp_path: Path) -> None:
+    """Whitepaper A02.FR.08 / A03.FR.08: on profile 3 the station switches to the new
+    ChargePointCertificate: after CertificateSigned Accepted it reconnects with it (the
+    new one carries the CpoName set before the CSR, the provisioned one did not)."""
+    from tls_support import Bench, install_root, provision_station_certificate, sign_csr
+
+    bench = Bench(tmp_path)
+    try:
+        csms = await bench.csms(bench.server_context(client_ca=True), version="1.6")
+        st = bench.station(f"wss://localhost:{csms.port}/ocpp", security_profile=3,
+                           version="1.6")
+        install_root(st.config, bench.ca)
+        provision_station_certificate(st.config, bench.ca, bench.tmp)
+        st.start()
+        await booted16(csms)
+        assert "O=evse-agent," in csms.auth_log[0][1]
+        change = await csms.call(STATION, "ChangeConfiguration",
+                                 {"key": "CpoName", "value": "Example CPO"})
+        assert change["status"] == "Accepted"
+        mark = len(csms.received)
+        answer = await csms.call(STATION, "ExtendedTriggerMessage",
+                                 {"requestedMessage": "SignChargePointCertificate"})
+        assert answer == {"status": "Accepted"}
+        request = await csms.wait_for(STATION, "SignCertificate", since=mark)
+        answer = await csms.call(STATION, "CertificateSigned", {
+            "certificateChain": sign_csr(bench.ca, request["csr"].encode())})
+        assert answer == {"status": "Accepted"}
+        async with asyncio.timeout(20):
+            while len(csms.auth_log) < 2 or STATION not in csms.stations:
+                await asyncio.sleep(0.1)
+        assert f"client certificate CN={STATION} O=Example CPO" in csms.auth_log[1][1]
+    finally:
+        await bench.close()

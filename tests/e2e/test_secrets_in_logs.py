@@ -1,8 +1,9 @@
 """The password and the private key never reach a log (2.0.1 A00.FR.304 / B06.FR.09
 WriteOnly; 1.6 whitepaper A01.FR.12): the agent's whole output (stdout and stderr, `-v`,
-EVSE_AGENT_FRAMES=1, so every frame and the `ocpp` / `websockets` loggers are on) is
-searched for the password in every form it travels in, old and new, the VPN / APN
-passwords of a network profile, and the station's private key."""
+EVSE_AGENT_FRAMES=1, so every frame and the `ocpp` / `websockets` loggers are on) and
+its diagnostics log files (data_dir/logs, what GetLog uploads) are searched for the
+password in every form it travels in, old and new, the VPN / APN passwords of a network
+profile, and the station's private key."""
 
 from __future__ import annotations
 
@@ -41,6 +42,14 @@ def private_key_lines(data_dir: Path) -> list[str]:
     return lines
 
 
+def log_file_text(data_dir: Path) -> str:
+    """The diagnostics log on disk (data_dir/logs, rotated ones too): what GetLog /
+    GetDiagnostics upload, so it leaves the station (N01)."""
+    files = sorted((data_dir / "logs").glob("*.log*"))
+    assert files, "no diagnostics log file was written"
+    return "".join(f.read_text(encoding="utf-8", errors="replace") for f in files)
+
+
 async def test_password_and_keys_never_logged_201(bench: Bench) -> None:
     csms = await bench.csms(bench.server_context(), password=PASSWORD)
     st = bench.station(f"wss://localhost:{csms.port}/ocpp", security_profile=2,
@@ -75,7 +84,9 @@ async def test_password_and_keys_never_logged_201(bench: Bench) -> None:
     await csms.wait_for(STATION, "BootNotification", since=mark, timeout=15)
     assert await st.terminate() == 0
 
-    out = st.output()
+    on_disk = log_file_text(st.tmp / "data")
+    assert '"SetVariables"' in on_disk  # the file logs frames too
+    out = st.output() + on_disk
     assert '"SetVariables"' in out and '"SetNetworkProfile"' in out  # frames were logged
     assert '"attributeValue":"***"' in out and '"password":"***"' in out
     for secret in [*forms(PASSWORD), *forms(NEW_PASSWORD), VPN_PASSWORD, APN_PASSWORD,
@@ -101,7 +112,9 @@ async def test_authorization_key_never_logged_16(bench: Bench) -> None:
     st.start()
     await booted16(csms, since=mark)
     assert await st.terminate() == 0
-    out = st.output()
+    on_disk = log_file_text(st.tmp / "data")
+    assert '"ChangeConfiguration"' in on_disk
+    out = st.output() + on_disk
     assert '"ChangeConfiguration"' in out and '"value":"***"' in out
     for secret in [*forms(PASSWORD), *forms(NEW_PASSWORD)]:
         assert secret not in out, f"a secret is in the log: {secret[:4]}..."

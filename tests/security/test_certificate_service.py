@@ -115,3 +115,48 @@ async def test_fallbacks_go_once_the_new_ones_worked(tmp_path: Path) -> None:
     assert not keys.has_key(previous(USE))
     assert svc.security.certificates.previous_chain_pem() is None
     assert svc.security.certificates.station_chain_pem() == pem(leaf)
+
+
+async def test_renewal_that_did_not_get_through_is_tried_again(tmp_path: Path) -> None:
+    """A03.FR.02: the renewal CSR is retried when the sender went offline before the task
+    ran, and when SignCertificate failed (CALLERROR), paced by OFFLINE_POLL."""
+    from evse_agent.ocpp.connection import CallFailed
+
+    clock = [datetime.now(UTC)]
+    svc, csms, _ = service(tmp_path, clock)
+    root = Ca()
+    svc.install("CSMSRootCertificate", root.pem)
+    await svc.triggered(USE)()
+    leaf = root.issue(csr_public_key(csms.csrs[0]), cn="SN-1",
+                      not_after=clock[0] + timedelta(days=10))
+    assert svc.certificate_signed(USE, pem(leaf), "x").accepted
+
+    async def run_tick() -> None:
+        svc.tick(clock[0])
+        for task in list(svc._tasks):
+            await task
+
+    svc.tick(clock[0])  # the renewal task is scheduled; the link drops before it runs
+    csms.online = False
+    for task in list(svc._tasks):
+        await task
+    csms.online = True
+    assert len(csms.csrs) == 1
+    assert svc.next_wakeup(clock[0]) == clock[0] + OFFLINE_POLL
+    clock[0] += OFFLINE_POLL
+
+    async def refuse(use: str, csr: str) -> dict[str, Any]:
+        csms.csrs.append(csr)
+        raise CallFailed("error", "busy", "InternalError")
+
+    send = csms.send_sign_certificate
+    csms.send_sign_certificate = refuse  # type: ignore[method-assign]
+    await run_tick()
+    assert len(csms.csrs) == 2
+    assert svc.next_wakeup(clock[0]) == clock[0] + OFFLINE_POLL  # paced, not at once
+    clock[0] += OFFLINE_POLL
+    csms.send_sign_certificate = send  # type: ignore[method-assign]
+    await run_tick()
+    assert len(csms.csrs) == 3
+    await run_tick()
+    assert len(csms.csrs) == 3  # it got through: once per certificate

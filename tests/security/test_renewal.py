@@ -80,3 +80,18 @@ def test_certificate_signed_before_the_sign_certificate_answer() -> None:
     r.sent(USE)  # the next CSR waits for its own certificate again
     r.answered(USE, True, T0, 60, 3)
     assert r.next_wakeup(T0, NONE) == s(60)
+
+
+def test_renewal_not_sent_is_tried_again() -> None:
+    """A03.FR.02: a renewal CSR that never reached the CSMS (offline, CALL failed) does
+    not count as the certificate's one renewal; the retry waits until `retry_at`."""
+    r = Renewal(renew_days=30)
+    expiries: dict[str, datetime | None] = {USE: T0 + timedelta(days=10)}
+    assert r.due(T0, expiries) == [USE]
+    r.unsent(USE, s(60))
+    assert r.next_wakeup(T0, expiries) == s(60)
+    assert r.due(s(59), expiries) == []
+    assert r.due(s(60), expiries) == [USE]
+    assert r.due(s(61), expiries) == []  # sent this time: once per certificate again
+    r.unsent("V2GCertificate", s(9999))  # no renewal begun for it: nothing changes
+    assert r.next_wakeup(s(61), {**expiries, "V2GCertificate": None}) is None

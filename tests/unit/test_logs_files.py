@@ -20,7 +20,6 @@ from evse_agent.logs.files import (
     attach,
     lines_between,
     log_files,
-    scrub_urls,
 )
 from evse_agent.logs.pack import filename, pack_diagnostics, pack_security
 from evse_agent.security import redaction
@@ -110,8 +109,8 @@ def test_lines_start_with_utc_rfc3339(handler: DiagnosticsFileHandler, tmp_path:
 def test_secrets_never_reach_the_file(handler: DiagnosticsFileHandler, tmp_path: Path) -> None:
     """The agent's SecretFilter (redaction.install after attach) covers the file: the
     BasicAuthPassword in a SetVariables frame (A00.FR.304 WriteOnly), the 1.6
-    AuthorizationKey, a held secret anywhere in a line; and the file's own filter
-    the password of an upload location (N01.FR.17)."""
+    AuthorizationKey, a held secret anywhere in a line, the password of an upload
+    location (N01.FR.17) and a traceback's text."""
     password = "Sup3r-Secret-Passw0rd"
     key = "0123456789abcdef0123456789abcdef"
     redaction.install(lambda: [password])
@@ -123,10 +122,15 @@ def test_secrets_never_reach_the_file(handler: DiagnosticsFileHandler, tmp_path:
                                      {"key": "AuthorizationKey", "value": key}]))
     logging.getLogger("evse_agent").info("dialing with %s", password)
     logging.getLogger("evse_agent").info("GetLog to %s", "ftp://u:url-pass@h/logs/")
+    try:
+        raise OSError("cannot reach ftp://u:tb-pass@h/logs/")
+    except OSError:
+        logging.getLogger("evse_agent").exception("upload failed")
     text = (tmp_path / "logs" / "evse-agent.log").read_text()
     assert "Brand-New-Passw0rd-1" not in text and key not in text and password not in text
     assert "url-pass" not in text and "ftp://u:***@h/logs/" in text  # N01.FR.17
-    assert text.count("***") == 4
+    assert "tb-pass" not in text and "OSError: cannot reach ftp://u:***@h/logs/" in text
+    assert text.count("***") == 6  # the traceback: its source line and its message
 
 
 def write_log(directory: Path, name: str, moments: list[datetime], tag: str) -> None:
@@ -171,7 +175,7 @@ def test_pack_cleans_lines_on_the_way_out(tmp_path: Path) -> None:
         f"{stamp(T0)} INFO    x: GetLog to ftp://user:ftp-pass@host/logs/\n"
     )
     flt = redaction.SecretFilter(lambda: ["NowSecret123456789"])
-    pack_diagnostics(logs, tmp_path / "o.zip", clean=lambda s: scrub_urls(flt.clean(s)))
+    pack_diagnostics(logs, tmp_path / "o.zip", clean=flt.clean)
     text = unzip(tmp_path / "o.zip")["evse-agent.log"]
     assert "NowSecret" not in text and "ftp-pass" not in text
     assert "ftp://user:***@host/logs/" in text

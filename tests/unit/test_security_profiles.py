@@ -161,3 +161,32 @@ def test_frame_log_blanks_a_password_inside_an_upload_url() -> None:
     clean = SecretFilter(lambda: []).clean(frame)
     assert "s3cr3t-pw" not in clean
     assert "ftp://ops:***@10.0.0.5/logs/" in clean
+
+
+def test_secret_filter_cleans_tracebacks_and_stacks() -> None:
+    """A00.FR.304 / 1.6 A01.FR.12: a secret inside an exception (its message, a URL
+    in it) is blanked in the traceback too; formatters add tracebacks after the filters
+    ran, so the filter formats and cleans them itself."""
+    import io
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(SecretFilter(lambda: [PASSWORD]))
+    log = logging.getLogger("test.redaction.tb")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        try:
+            raise ValueError(f"bad {PASSWORD} at ftp://u:url-pass@h/x")
+        except ValueError:
+            log.exception("upload failed")
+        record = log.makeRecord(log.name, logging.INFO, __file__, 1, "here", None, None,
+                                sinfo=f"Stack (most recent call last):\n  {PASSWORD}")
+        log.handle(record)
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+    text = out.getvalue()
+    assert "Traceback (most recent call last)" in text and "ValueError: bad ***" in text
+    assert PASSWORD not in text and "url-pass" not in text and "ftp://u:***@h/x" in text
+    assert "Stack (most recent call last):\n  ***" in text

@@ -8,9 +8,9 @@ window (GetLog oldestTimestamp / latestTimestamp) can be cut from the files with
 guessing time zones; the lines of a traceback stay with their record.
 
 Secrets never reach these files: the agent puts its SecretFilter (security/redaction.py)
-on every root handler, this one included, before the first frame is logged. This handler
-also blanks the password of any URL (an upload location's user:password@, N01.FR.17):
-those files leave the station.
+on every root handler, this one included (attach() comes first), before the first frame
+is logged. That filter also blanks the password of any URL (an upload location's
+user:password@, N01.FR.17) and cleans tracebacks: those files leave the station.
 """
 
 from __future__ import annotations
@@ -23,25 +23,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..security.redaction import scrub_urls
-
 LOG_NAME = "evse-agent.log"
 MAX_BYTES = 1_000_000  # [logs] max_bytes default
 BACKUP_COUNT = 5  # [logs] backup_count default: rotated files kept besides the live one
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) ")
-
-
-class UrlPasswordFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except Exception:  # a broken format string is the logging module's to report
-            return True
-        clean = scrub_urls(text)
-        if clean != text:
-            record.msg, record.args = clean, None
-        return True
 
 
 class UtcFormatter(logging.Formatter):
@@ -64,7 +50,6 @@ class DiagnosticsFileHandler(logging.handlers.RotatingFileHandler):
         )
         self.directory = directory
         self.setFormatter(UtcFormatter(FORMAT))
-        self.addFilter(UrlPasswordFilter())
 
 
 def attach(

@@ -20,10 +20,12 @@ from ..device_model.model import DeviceModel, VariableKey
 from ..security.certificates import STATION_USES, Verdict
 from ..security.keystore import KeyStoreError, pending
 from ..security.renewal import RENEW_DAYS, Renewal
+from . import rpc
 from .connection import CallFailed
 
 if TYPE_CHECKING:
     from ..security import Security
+    from .session import Session
 
 log = logging.getLogger("evse_agent.ocpp")
 
@@ -58,6 +60,42 @@ class CsrSender(Protocol):
     online: bool
 
     async def send_sign_certificate(self, use: str, csr: str) -> dict[str, Any]: ...
+
+
+class CertificateHandlers:
+    """What the 1.6 and 2.0.1 certificate handlers (v16_security.py, v201_security.py)
+    share: the session they speak on, `online` for the service, their own CALLs, and
+    the switch to a new client certificate."""
+
+    def __init__(self, service: CertificateService, session: Session) -> None:
+        self.service = service
+        self.session = session
+
+    @property
+    def online(self) -> bool:
+        return self.session.connected and self.session.registration is not None
+
+    async def _call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        endpoint = self.session._endpoint
+        if endpoint is None:
+            raise CallFailed("closed")
+        return await self.session._call(endpoint, action, payload, rpc.new_message_id())
+
+    def _switch_certificate(self, use: str) -> Callable[[], Awaitable[None]] | None:
+        """2.0.1 A02.FR.08 (errata 2025-01), 1.6 whitepaper A02.FR.08 / A03.FR.08: with a
+        client certificate in use (profile 3) the station reconnects to use the new one."""
+        if use != "ChargingStationCertificate":
+            return None
+        if int(self.session.dm.get("SecurityCtrlr", "SecurityProfile") or 0) != 3:
+            return None
+
+        async def reconnect() -> None:
+            endpoint = self.session._endpoint
+            if endpoint is not None:
+                log.info("new ChargingStationCertificate: reconnecting to use it (A02.FR.08)")
+                await endpoint.ws.close()
+
+        return reconnect
 
 
 class CertificateService:
@@ -112,6 +150,7 @@ class CertificateService:
         sender = self.sender
         if sender is None or not sender.online:
             log.warning("SignCertificate for %s not sent: offline", use)
+            self._unsent(use)
             return False
         common_name, organization = self.subject(use)
         keys = self.security.keys
@@ -128,6 +167,7 @@ class CertificateService:
         except CallFailed as failure:
             log.warning("SignCertificate for %s failed: %s", use, failure)
             self.renewal.answered(use, False, self._now(), 0, 0)
+            self._unsent(use)
             return False
         accepted = response.get("status") == "Accepted"
         log.info("SignCertificate for %s: %s", use, response.get("status"))
@@ -138,6 +178,12 @@ class CertificateService:
         )
         self._rearm()
         return accepted
+
+    def _unsent(self, use: str) -> None:
+        """A renewal whose CSR did not get through is tried again (A03.FR.02), at the
+        offline poll's pace so a CSMS answering CALLERROR is not flooded."""
+        self.renewal.unsent(use, self._now() + OFFLINE_POLL)
+        self._rearm()
 
     # -- timers ----------------------------------------------------------------------------
     def expiries(self) -> dict[str, datetime | None]:

@@ -16,7 +16,7 @@ from ..firmware.update import Notify, UpdateRequest
 from . import rpc
 from .connection import Reply
 from .session import Handler
-from .v201_firmware import parse_time, status_request
+from .v201_firmware import parse_time, signed_request, status_request
 
 if TYPE_CHECKING:
     from ..firmware.service import FirmwareService
@@ -76,23 +76,10 @@ class FirmwareHandlers16:
 
     async def _signed_update_firmware(self, p: dict[str, Any]) -> Reply:
         """Whitepaper L01: as 2.0.1's UpdateFirmware."""
-        fw = p["firmware"]
         try:
-            retrieve_at = parse_time(fw.get("retrieveDateTime"))
-            install_at = parse_time(fw.get("installDateTime"))
+            req = signed_request(p, "signed16")
         except ValueError:
             return Reply({"status": "Rejected"})
-        req = UpdateRequest(
-            request_id=p["requestId"],
-            location=fw["location"],
-            retrieve_at=retrieve_at,
-            install_at=install_at,
-            retries=p.get("retries"),
-            retry_interval_s=p.get("retryInterval"),
-            signing_certificate=fw.get("signingCertificate"),
-            signature=fw.get("signature"),
-            kind="signed16",
-        )
         status, after = self.service.request(req)
         return Reply({"status": status}, after)
 
@@ -116,16 +103,11 @@ class FirmwareHandlers16:
         last = self.service.machine.last_sent
         if self.service.machine.active and last is not None:
             status = LEGACY_NOW.get(last.status) or "Idle"
-        return self._send("FirmwareStatusNotification", {"status": status})
+        return self.session.triggered("FirmwareStatusNotification", [{"status": status}])
 
     def trigger_signed(self) -> Reply:
         """ExtendedTriggerMessage FirmwareStatusNotification: the last status sent, Idle
         once Installed (whitepaper L01.FR.25/26)."""
         status, request_id, _ = self.service.triggered_status()
-        return self._send("SignedFirmwareStatusNotification", status_request(status, request_id))
-
-    def _send(self, action: str, payload: dict[str, Any]) -> Reply:
-        async def send() -> None:
-            await self.session._send_now(action, [payload])
-
-        return Reply({"status": "Accepted"}, send)
+        return self.session.triggered("SignedFirmwareStatusNotification",
+                                      [status_request(status, request_id)])

@@ -40,7 +40,7 @@ class LogHandlers16:
         GetDiagnostics upload runs, else Idle (§4.4: only in answer to this)."""
         running = self.uploads.current()
         busy = running is not None and running.kind == "GetDiagnostics"
-        return self._triggered(DIAGNOSTICS, {"status": "Uploading" if busy else "Idle"})
+        return self.session.triggered(DIAGNOSTICS, [{"status": "Uploading" if busy else "Idle"}])
 
     def trigger_log(self) -> Reply:
         """ExtendedTriggerMessage LogStatusNotification: Uploading with the requestId of
@@ -49,13 +49,7 @@ class LogHandlers16:
         payload: dict[str, Any] = {"status": "Idle"}
         if running is not None and running.kind == "GetLog" and running.request_id is not None:
             payload = {"status": "Uploading", "requestId": running.request_id}
-        return self._triggered(LOG, payload)
-
-    def _triggered(self, action: str, payload: dict[str, Any]) -> Reply:
-        async def send() -> None:
-            await self.session._send_now(action, [payload])
-
-        return Reply({"status": "Accepted"}, send)
+        return self.session.triggered(LOG, [payload])
 
     async def _get_diagnostics(self, p: dict[str, Any]) -> Reply:
         """§5.9: the file name, or none when no diagnostics are available."""

@@ -180,16 +180,20 @@ class RequestHandlers16(Session):
             ]
             return Reply({"status": "Accepted"}, lambda: self._send_statuses(statuses))
         if what == "MeterValues":
-            payloads = self._triggered_meter_values(connector_id)
-            return Reply({"status": "Accepted"}, lambda: self._send_now("MeterValues", payloads))
+            return self.triggered("MeterValues", self._triggered_meter_values(connector_id))
         if what == "FirmwareStatusNotification" and self.firmware is not None:
             return self.firmware.trigger()  # the running update's status (v16_firmware.py)
         if what == "DiagnosticsStatusNotification" and self.logs is not None:
             return self.logs.trigger_diagnostics()  # Uploading while one runs (v16_logs.py)
         if what in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
             # No upload or update running: Idle (§6.17, §6.19).
-            return Reply({"status": "Accepted"}, lambda: self._send_now(what, [{"status": "Idle"}]))
+            return self.triggered(what, [{"status": "Idle"}])
         return Reply({"status": "NotImplemented"})
+
+    def triggered(self, action: str, payloads: list[dict[str, Any]]) -> Reply:
+        """A trigger's answer (§5.17, whitepaper §5.5): Accepted, and `payloads` sent as
+        `action` once that response is out."""
+        return Reply({"status": "Accepted"}, lambda: self._send_now(action, payloads))
 
     def _triggered_meter_values(self, connector_id: int | None) -> list[dict[str, Any]]:
         """The latest values of MeterValuesSampledData (errata 3.46), per connector,

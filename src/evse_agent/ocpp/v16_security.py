@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import rpc
-from .certificate_service import CertificateService
+from .certificate_service import CertificateHandlers
 from .connection import CallFailed, Reply
 
 if TYPE_CHECKING:
@@ -33,16 +32,10 @@ ROOT_TYPES = {  # 1.6 CertificateUseEnumType -> the store's (2.0.1) names
 PLAIN_TRIGGERS = ("BootNotification", "Heartbeat", "MeterValues", "StatusNotification")
 
 
-class CertificateHandlers16:
+class CertificateHandlers16(CertificateHandlers):
     """Registered by V16Adapter.use_certificates; also the service's CSR sender."""
 
-    def __init__(self, service: CertificateService, session: RequestHandlers16) -> None:
-        self.service = service
-        self.session = session
-
-    @property
-    def online(self) -> bool:
-        return self.session.connected and self.session.registration is not None
+    session: RequestHandlers16
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -58,16 +51,12 @@ class CertificateHandlers16:
             raise CallFailed("invalid", f"OCPP 1.6 has no SignCertificate for {use}")
         return await self._call("SignCertificate", {"csr": csr})
 
-    async def _call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        endpoint = self.session._endpoint
-        if endpoint is None:
-            raise CallFailed("closed")
-        return await self.session._call(endpoint, action, payload, rpc.new_message_id())
-
     # -- CSMS requests ----------------------------------------------------------------------
     async def _certificate_signed(self, p: dict[str, Any]) -> Reply:
         verdict = self.service.certificate_signed(USE, p["certificateChain"], INVALID_EVENT)
-        return Reply({"status": "Accepted" if verdict.accepted else "Rejected"})
+        if not verdict.accepted:
+            return Reply({"status": "Rejected"})
+        return Reply({"status": "Accepted"}, self._switch_certificate(USE))  # A02/A03.FR.08
 
     async def _install(self, p: dict[str, Any]) -> Reply:
         verdict = self.service.install(ROOT_TYPES[p["certificateType"]], p["certificate"])
@@ -100,15 +89,10 @@ class CertificateHandlers16:
         if what == "LogStatusNotification" and self.session.logs is not None:
             return self.session.logs.trigger_log()  # Uploading while one runs (v16_logs.py)
         if what == "LogStatusNotification":
-            return Reply({"status": "Accepted"}, self._send("LogStatusNotification"))
+            return self.session.triggered("LogStatusNotification", [{"status": "Idle"}])
         if what == "FirmwareStatusNotification" and self.session.firmware is not None:
             return self.session.firmware.trigger_signed()  # the update's status (v16_firmware)
         if what == "FirmwareStatusNotification":
-            return Reply({"status": "Accepted"}, self._send("SignedFirmwareStatusNotification"))
+            return self.session.triggered("SignedFirmwareStatusNotification",
+                                          [{"status": "Idle"}])
         return Reply({"status": "NotImplemented"})
-
-    def _send(self, action: str) -> Any:
-        async def send() -> None:
-            await self.session._send_now(action, [{"status": "Idle"}])
-
-        return send

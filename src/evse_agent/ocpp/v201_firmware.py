@@ -35,6 +35,23 @@ def status_request(status: str, request_id: int | None) -> dict[str, Any]:
     return payload
 
 
+def signed_request(p: dict[str, Any], kind: str) -> UpdateRequest:
+    """The UpdateRequest of a 2.0.1 UpdateFirmware or a 1.6 SignedUpdateFirmware (the
+    same payload). ValueError: an unreadable retrieve/install date-time."""
+    fw = p["firmware"]
+    return UpdateRequest(
+        request_id=p["requestId"],
+        location=fw["location"],
+        retrieve_at=parse_time(fw.get("retrieveDateTime")),
+        install_at=parse_time(fw.get("installDateTime")),
+        retries=p.get("retries"),
+        retry_interval_s=p.get("retryInterval"),
+        signing_certificate=fw.get("signingCertificate"),
+        signature=fw.get("signature"),
+        kind=kind,
+    )
+
+
 class FirmwareHandlers201:
     def __init__(self, service: FirmwareService, session: Session) -> None:
         self.service = service
@@ -44,25 +61,12 @@ class FirmwareHandlers201:
         return {"UpdateFirmware": self._update_firmware}
 
     async def _update_firmware(self, p: dict[str, Any]) -> Reply:
-        fw = p["firmware"]
         try:
-            retrieve_at = parse_time(fw.get("retrieveDateTime"))
-            install_at = parse_time(fw.get("installDateTime"))
+            req = signed_request(p, "v201")
         except ValueError:
             return Reply({"status": "Rejected",
                           "statusInfo": {"reasonCode": "InvalidValue",
                                          "additionalInfo": "unreadable date-time"}})
-        req = UpdateRequest(
-            request_id=p["requestId"],
-            location=fw["location"],
-            retrieve_at=retrieve_at,
-            install_at=install_at,
-            retries=p.get("retries"),
-            retry_interval_s=p.get("retryInterval"),
-            signing_certificate=fw.get("signingCertificate"),
-            signature=fw.get("signature"),
-            kind="v201",
-        )
         status, after = self.service.request(req)
         return Reply({"status": status}, after)
 

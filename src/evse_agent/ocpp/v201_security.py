@@ -8,18 +8,13 @@ SignV2GCertificate. Station -> CSMS: SignCertificate.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from . import rpc
-from .certificate_service import CertificateService
-from .connection import CallFailed, Reply
+from .certificate_service import CertificateHandlers
+from .connection import Reply
 
 if TYPE_CHECKING:
-    from .session import Handler, Session
-
-log = logging.getLogger("evse_agent.ocpp")
+    from .session import Handler
 
 TRIGGERS = {
     "SignChargingStationCertificate": "ChargingStationCertificate",
@@ -28,16 +23,8 @@ TRIGGERS = {
 INVALID_EVENT = "InvalidChargingStationCertificate"
 
 
-class CertificateHandlers201:
+class CertificateHandlers201(CertificateHandlers):
     """Registered by V201Adapter.use_certificates; also the service's CSR sender."""
-
-    def __init__(self, service: CertificateService, session: Session) -> None:
-        self.service = service
-        self.session = session
-
-    @property
-    def online(self) -> bool:
-        return self.session.connected and self.session.registration is not None
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -58,12 +45,6 @@ class CertificateHandlers201:
     async def send_sign_certificate(self, use: str, csr: str) -> dict[str, Any]:
         return await self._call("SignCertificate", {"csr": csr, "certificateType": use})
 
-    async def _call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        endpoint = self.session._endpoint
-        if endpoint is None:
-            raise CallFailed("closed")
-        return await self.session._call(endpoint, action, payload, rpc.new_message_id())
-
     # -- CSMS requests ----------------------------------------------------------------------
     async def _certificate_signed(self, p: dict[str, Any]) -> Reply:
         use = p.get("certificateType", "ChargingStationCertificate")
@@ -72,22 +53,6 @@ class CertificateHandlers201:
         if not verdict.accepted:
             return Reply({**out, "statusInfo": _info(verdict.code, verdict.reason)})
         return Reply(out, self._switch_certificate(use))
-
-    def _switch_certificate(self, use: str) -> Callable[[], Awaitable[None]] | None:
-        """A02.FR.08 (errata 2025-01): with a client certificate in use (profile 3) the
-        station reconnects to use the new one."""
-        if use != "ChargingStationCertificate":
-            return None
-        if int(self.session.dm.get("SecurityCtrlr", "SecurityProfile") or 0) != 3:
-            return None
-
-        async def reconnect() -> None:
-            endpoint = self.session._endpoint
-            if endpoint is not None:
-                log.info("new ChargingStationCertificate: reconnecting to use it (A02.FR.08)")
-                await endpoint.ws.close()
-
-        return reconnect
 
     async def _install(self, p: dict[str, Any]) -> Reply:
         verdict = self.service.install(p["certificateType"], p["certificate"])

@@ -95,6 +95,16 @@ class SecretFilter(logging.Filter):
         clean = self.clean(text)
         if clean is not text:
             record.msg, record.args = clean, None
+        # A traceback and a stack are formatted after the filters ran: format them now,
+        # cleaned; the formatters use exc_text as it is and skip exc_info when unset.
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self.clean(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.clean(record.stack_info)
         return True
 
     def clean(self, text: str) -> str:

@@ -32,6 +32,7 @@ class Renewal:
         self._resending: set[str] = set()  # a back-off resend is on its way
         self._received: set[str] = set()  # CertificateSigned came since the last CSR went
         self._renewed_for: dict[str, datetime] = {}  # use -> notAfter a renewal began for
+        self._retry_at: dict[str, datetime] = {}  # use -> no renewal try before then
 
     # -- what happened ------------------------------------------------------------------
     def sent(self, use: str) -> None:
@@ -69,6 +70,12 @@ class Renewal:
         self._resending.discard(use)
         self._received.add(use)
 
+    def unsent(self, use: str, retry_at: datetime) -> None:
+        """The CSR did not reach the CSMS (offline, or the CALL failed): the renewal
+        begun for this certificate is tried again, not before `retry_at` (A03.FR.02)."""
+        if self._renewed_for.pop(use, None) is not None:
+            self._retry_at[use] = retry_at
+
     def triggered(self, use: str) -> None:
         """The CSMS asked for a CSR (TriggerMessage): a fresh back-off follows its answer."""
         self._waiting.pop(use, None)
@@ -95,8 +102,11 @@ class Renewal:
                 continue
             if self._renewed_for.get(use) == not_after:
                 continue  # one renewal per certificate; then the back-off or the CSMS
+            if now < self._retry_at.get(use, now):
+                continue
             if now >= not_after - timedelta(days=self.renew_days):
                 self._renewed_for[use] = not_after
+                self._retry_at.pop(use, None)
                 out.append(use)
         return out
 
@@ -104,7 +114,8 @@ class Renewal:
         wakes = [w.deadline for w in self._waiting.values()]
         for use, not_after in expiries.items():
             if not_after is not None and self._renewed_for.get(use) != not_after:
-                wakes.append(max(now, not_after - timedelta(days=self.renew_days)))
+                wakes.append(max(now, not_after - timedelta(days=self.renew_days),
+                                 self._retry_at.get(use, now)))
         return min(wakes, default=None)
 
     def waiting(self, use: str) -> bool:
