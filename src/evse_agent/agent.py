@@ -2,24 +2,28 @@
 
 This is the only place that awaits on behalf of the core: HAL events, CSMS requests
 and timer ticks go in through `feed`, which runs the core and dispatches its actions
-(HAL commands in order on one worker, OCPP messages to the adapter).
+(HAL commands in order on one worker, OCPP messages to the adapter). The loops live in
+mixins: agent_hardware.py (devices, meters), agent_link.py (CSMS connection, adapter),
+agent_sim.py (mock control API).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import uuid
 from typing import Any
 
 from evse_hal.clock import Clock, SystemClock
-from evse_hal.interfaces import DeviceError, DeviceFault, HalEvent, PilotChanged
+from evse_hal.interfaces import DeviceError, DeviceFault, HalEvent
 
 from . import __version__
+from .agent_hardware import METER_OFFLINE, HardwareLoops
+from .agent_link import CsmsLink, _frame_logger
+from .agent_sim import SimView
 from .aio import wait_event
-from .config import Config, ConfigError
+from .config import Config
 from .core import messages as m
 from .core.station import RequestResult, Station
 from .device_model.live import LiveFeed
@@ -28,12 +32,10 @@ from .hardware import Hardware, build
 from .logs import files as log_files
 from .logs.jobs import LogUploads
 from .monitoring import MonitoringEngine
-from .ocpp import connection, rpc
+from .ocpp import rpc
 from .ocpp.certificate_service import CertificateService
-from .ocpp.connection import Backoff, Endpoint
 from .ocpp.dialer import Dialer
-from .ocpp.iso15118 import ISO15118_EVENTS, refuse_on_16
-from .ocpp.network_profiles import NetworkProfiles, handlers_16, handlers_201
+from .ocpp.network_profiles import NetworkProfiles
 from .ocpp.security_events import InvalidMessageAudit
 from .ocpp.v16 import V16Adapter
 from .ocpp.v201 import V201Adapter
@@ -41,13 +43,14 @@ from .security import open_security, redaction
 from .storage import Storage
 from .systemd import Notifier
 
+__all__ = ["METER_OFFLINE", "RESTART", "Agent"]
+
 log = logging.getLogger("evse_agent")
 
 RESTART = 3  # run() result asking the CLI to re-exec the process
-METER_OFFLINE = "offline"  # the DeviceFault of a meter without a reading (as the HAL's)
 
 
-class Agent:
+class Agent(HardwareLoops, CsmsLink, SimView):
     def __init__(self, cfg: Config, clock: Clock | None = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
@@ -199,83 +202,6 @@ class Agent:
         if handlers is not None:
             handlers.notify(n)
 
-    # -- dispatch ------------------------------------------------------------------
-    def _dispatch(self, actions: list[m.Action]) -> None:
-        for a in actions:
-            match a:
-                case m.TransactionEventAction():
-                    log.info(
-                        "transaction %s %s seq %d (%s)",
-                        a.transaction_id[:8], a.event_type, a.seq_no, a.trigger_reason,
-                    )
-                    self.adapter.transaction_event(a)
-                case m.ConnectorStatus():
-                    log.info("EVSE %d connector %s", a.evse_id, a.status)
-                    self._statuses[(a.evse_id, a.connector_id)] = a
-                    self.live.connector_status(a.evse_id, a.connector_id, a.status)
-                    self.adapter.connector_status(a)
-                case m.SendAuthorize():
-                    self.adapter.authorize(a)
-                case m.SendMeterValues():
-                    self.adapter.meter_values(a)
-                case m.RestartStation():
-                    log.info("all transactions ended: restarting")
-                    asyncio.get_running_loop().call_later(0.5, self.schedule_restart)
-                case m.Log():
-                    log.info("%s %s", a.text, a.fields or "")
-                case m.ShowText():
-                    self.live.display_text(a.text)
-                    self._hw_commands.put_nowait(a)
-                case _:
-                    self._hw_commands.put_nowait(a)
-
-    async def _hardware_worker(self) -> None:
-        while True:
-            a = await self._hw_commands.get()
-            try:
-                match a:
-                    case m.OfferCurrent():
-                        await self.hw.evses[a.evse_id].pilot.set_offered_current(a.amps)
-                    case m.CloseContactor():
-                        log.info("EVSE %d contactor close", a.evse_id)
-                        await self.hw.evses[a.evse_id].contactor.close()
-                    case m.OpenContactor():
-                        log.info("EVSE %d contactor open", a.evse_id)
-                        await self.hw.evses[a.evse_id].contactor.open()
-                    case m.ReleaseConnector():
-                        await self.hw.evses[a.evse_id].lock.unlock()
-                    case m.ShowText():
-                        await self.hw.display.show(a.text)
-            except DeviceError as err:
-                log.error("%s", err)
-            except Exception as err:  # a backend bug must not end the worker
-                device = _device_of(a)
-                log.error("%s on EVSE %s failed: %s", device, getattr(a, "evse_id", 0),
-                          _reason(err))
-                log.debug("%s failed", type(a).__name__, exc_info=True)
-                self.feed(DeviceFault(device, getattr(a, "evse_id", 0), "internal error"))
-
-    def _hal_event(self, event: HalEvent) -> None:
-        self._hal_events.put_nowait(event)
-
-    async def _hal_worker(self) -> None:
-        """HAL events in the order they happened. A plug or unplug is preceded by a
-        fresh meter reading, so a transaction begins and ends on the exact register."""
-        while True:
-            event = await self._hal_events.get()
-            if isinstance(event, PilotChanged) and event.evse_id in self.hw.evses:
-                await self._read_meter(event.evse_id)
-            if isinstance(event, ISO15118_EVENTS):  # certificates: the adapter's business
-                if isinstance(self.adapter, V201Adapter):
-                    contract = self.adapter.iso15118.hal_event(event)
-                    if contract is not None:
-                        self.feed(contract)
-                else:
-                    refuse_on_16(event, self._ev_bridge(event.evse_id))
-                continue
-            self.feed(event)
-            self._meter_wake.set()  # something moved: poll at the busy rate now
-
     # -- loops -----------------------------------------------------------------------
     async def _timers(self) -> None:
         while True:
@@ -288,234 +214,6 @@ class Agent:
             if not await wait_event(self._rearm, delay):
                 self.feed(m.Tick())
                 self.certificates.tick(self.clock.now())
-
-    async def _meters(self) -> None:
-        """Poll meters: every second while an EV is plugged, else every 30 s."""
-        while True:
-            await self._read_meters()
-            busy = any(e.plugged or e.tx for e in self.station.evses.values())
-            self._meter_wake.clear()
-            await wait_event(self._meter_wake, 1.0 if busy else 30.0)
-
-    async def _read_meters(self) -> None:
-        if self.hw.mock is not None:
-            self.hw.mock.sync()
-        for evse_id in self.hw.evses:
-            await self._read_meter(evse_id)
-
-    async def _read_meter(self, evse_id: int) -> None:
-        meter = self.hw.evses[evse_id].meter
-        try:
-            reading = await meter.read()
-        except DeviceError as err:
-            if evse_id not in self._meter_faults:
-                # Fed at once, so the event that asked for this reading (an unplug) is
-                # handled without the old register. A backend that supervises itself
-                # reports the same "offline" fault (one fault per outage: a repeat of an
-                # active fault is no news to the core or monitoring) and logs it itself.
-                own = getattr(meter, "reports_faults", False)
-                log.log(logging.DEBUG if own else logging.ERROR, "%s", err)
-                self._meter_faults.add(evse_id)
-                self.feed(DeviceFault("meter", evse_id, METER_OFFLINE))
-            return
-        if evse_id in self._meter_faults:
-            self._meter_faults.discard(evse_id)
-            self.feed(DeviceFault("meter", evse_id, METER_OFFLINE, active=False))
-        self.feed(m.MeterSampled(evse_id, reading))
-
-    async def _connection(self) -> None:
-        """Connect with the network profiles in order (B10), reconnect with back-off
-        (OCPP-J Part 4 §5.3); a profile that fails NetworkProfileConnectionAttempts times
-        gives way to the next, and to the last one that worked (ocpp/network_profiles.py)."""
-        attempts = self.network.attempts()
-        backoff = Backoff(0, 0, 0)
-        while True:
-            backoff.wait_minimum = float(self.dm.get("OCPPCommCtrlr", "RetryBackOffWaitMinimum"))
-            backoff.repeat_times = int(self.dm.get("OCPPCommCtrlr", "RetryBackOffRepeatTimes"))
-            backoff.random_range = float(self.dm.get("OCPPCommCtrlr", "RetryBackOffRandomRange"))
-            ping = int(self.dm.get("OCPPCommCtrlr", "WebSocketPingInterval")) or None
-            profile = attempts.next()
-            if profile is None:
-                log.error("no usable network connection profile: check [ocpp] in %s",
-                          self.cfg.path)
-                await asyncio.sleep(60)
-                continue
-            url = connection.station_url(profile.csms_url, self.cfg.station_id)
-            try:
-                ws, version = await self._dialer.dial(profile, ping, profile.message_timeout)
-            except Exception as err:  # refused, TLS, handshake, subprotocol: all retried
-                attempts.failed()
-                wait = backoff.next_wait()
-                log.warning("cannot reach CSMS at %s: %s; retrying in %.1f s", url, _reason(err),
-                            wait)
-                self.systemd.status(f"offline: cannot reach CSMS at {url}: {_reason(err)}")
-                await asyncio.sleep(wait)
-                continue
-            backoff.failures = 0
-            profile = attempts.succeeded(profile)
-            self._dialer.connected()
-            log.info("connected to %s (OCPP %s) with security profile %d", url, version,
-                     profile.security_profile)
-            self.systemd.status(f"connected to CSMS at {url} (OCPP {version})")
-            self._use_version(version)
-            endpoint = Endpoint(ws, version, self.adapter.handle, self._invalid_messages)
-            receiver = asyncio.ensure_future(endpoint.run())
-            session = asyncio.ensure_future(self.adapter.session(endpoint))
-            self._reconnect.clear()
-            reconnect = asyncio.ensure_future(self._reconnect.wait())
-            try:
-                await asyncio.wait([receiver, session, reconnect],
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                session.cancel()
-                reconnect.cancel()
-                await ws.close()
-                await asyncio.gather(receiver, session, reconnect, return_exceptions=True)
-            if not session.cancelled() and session.exception():
-                log.error("session failed: %r", session.exception())
-            if self._reconnect.is_set():  # 1.6 A05.FR.06/07: at once, with the new profile
-                attempts = self.network.attempts()
-                continue
-            wait = backoff.next_wait()
-            log.warning("connection to CSMS lost; reconnecting in %.1f s", wait)
-            self.systemd.status("offline: connection to CSMS lost; reconnecting")
-            await asyncio.sleep(wait)
-
-    def _secrets(self) -> list[str]:
-        password = str(self.dm.get("SecurityCtrlr", "BasicAuthPassword") or "")
-        return [*redaction.basic_auth_forms(self.cfg.station_id, password),
-                *self.network.secrets()]
-
-    def _check_security_profile(self) -> None:
-        """Profile 2 or 3 from the TOML without the root / certificate it needs cannot
-        connect at all: one line at start-up (the CLI exits 2)."""
-        first = (self.network.candidates() or [None])[0]
-        if first is None or first.security_profile < 2 or first.slot != 1:
-            return
-        from .security.tls import can_use_profile
-
-        problem = can_use_profile(first.security_profile, self.security)
-        if problem is not None:
-            raise ConfigError(f"{self.cfg.path}: ocpp.security_profile: {problem}")
-
-    def reconnect(self) -> None:
-        """Close the connection and connect again (1.6 SecurityProfile raised)."""
-        self._reconnect.set()
-
-    def _make_adapter(self, version: str) -> V201Adapter | V16Adapter:
-        """The adapter for `version`. The queue holds messages in the words of the
-        version that wrote them (kv "ocpp_version"; none stored: 2.0.1, the only one
-        before 1.6 came): another version cannot send them, so they are dropped, loudly."""
-        wrote = str(self.storage.get("ocpp_version", "2.0.1"))
-        stale = self.storage.queued() if wrote != version else []
-        if stale:
-            log.error("%d queued OCPP %s message(s) cannot be sent over OCPP %s: discarded",
-                      len(stale), wrote, version)
-        for msg in stale:
-            self.storage.dequeue(msg.id)
-        if self.storage.get("ocpp_version") != version:
-            self.storage.put("ocpp_version", version)
-        adapter: V201Adapter | V16Adapter
-        if version == "1.6":
-            adapter = V16Adapter(
-                self, self.storage, self.dm, self.clock.now, lambda: self.station.evses
-            )
-        else:
-            adapter = V201Adapter(self, self.storage, self.dm, self.monitoring, self.clock.now)
-        adapter.use_security_log(self.security.events)
-        if isinstance(adapter, V201Adapter):
-            adapter.overrides.update(handlers_201(
-                self.network, self.dm, adapter.handlers()["SetVariables"]
-            ))
-        else:
-            adapter.overrides.update(handlers_16(
-                self.network, adapter.handlers()["ChangeConfiguration"], self.reconnect
-            ))
-        adapter.use_certificates(self.certificates)
-        adapter.use_logs(self.log_uploads)
-        adapter.use_firmware(self.firmware)
-        if isinstance(adapter, V201Adapter):
-            adapter.iso15118.bridge_for = self._ev_bridge
-        return adapter
-
-    def _ev_bridge(self, evse_id: int) -> Any:
-        """The EVSE's EV-communication module: the configured one, else the mock's."""
-        devices = self.hw.evses.get(evse_id)
-        if devices is None:
-            return None
-        if devices.bridge is not None:
-            return devices.bridge
-        return self.hw.mock.evse(evse_id).ev_bridge if self.hw.mock is not None else None
-
-    def _security_setting_changed(self, key: Any, value: object) -> None:
-        """A04: security parameters changed (SetVariables / ChangeConfiguration); the
-        value is never logged (a password may be among them)."""
-        if key.component == "SecurityCtrlr":
-            self.security.events.record(
-                "ReconfigurationOfSecurityParameters", f"{key.component}.{key.variable} set"
-            )
-
-    def _use_version(self, version: str) -> None:
-        """The version the CSMS accepted; with "auto" it may not be the one the adapter
-        speaks (the CSMS changed): a new adapter takes over."""
-        if version == self.adapter.version:
-            return
-        log.warning("the CSMS chose OCPP %s: switching from %s", version, self.adapter.version)
-        self.adapter = self._make_adapter(version)
-        self.feed(m.Tick())  # the new adapter learns the connector statuses
-
-    # -- lifecycle -----------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        """The whole station for the mock control API (DESIGN.md contract)."""
-        snapshot = self.hw.mock.snapshot() if self.hw.mock else {"evses": []}
-        hw = {e["evse_id"] if "evse_id" in e else e.get("id"): e for e in snapshot["evses"]}
-        evses = []
-        for evse_id, e in self.station.evses.items():
-            h = self._simulated_values(evse_id, hw.get(evse_id, {}))
-            evses.append({
-                "id": evse_id,
-                "connector_status": e.reported_status or "Available",
-                "pilot": h.get("pilot", e.pilot),
-                "contactor_closed": bool(h.get("contactor_closed", e.contactor_closed)),
-                "offered_current_a": float(h.get("offered_current_a", e.offered_a)),
-                "energy_wh": float(h.get("energy_wh", e.reading.energy_wh if e.reading else 0)),
-                "power_w": float(h.get("power_w", e.reading.power_w if e.reading else 0)),
-                "transaction_id": self._known_transaction_id(e.tx.id) if e.tx else None,
-            })
-        return {
-            "ocpp": {
-                "connected": self.adapter.connected,
-                "version": self.adapter.version,
-                "registration": self.adapter.registration,
-            },
-            "evses": evses,
-            "display": {"text": self.hw.display.text},
-        }
-
-    def _simulated_values(self, evse_id: int, values: dict[str, Any]) -> dict[str, Any]:
-        """The mock's view of an EVSE minus what real devices measure: those values come
-        from the core's last observation (pilot, contactor feedback, meter sample)."""
-        devices = self.hw.evses.get(evse_id)
-        if devices is None:
-            return values
-        real = {
-            "pilot": ("pilot", "offered_current_a"),
-            "contactor": ("contactor_closed",),
-            "meter": ("energy_wh", "power_w"),
-        }
-        out = dict(values)
-        for role, keys in real.items():
-            if not self.hw.is_simulated(getattr(devices, role)):
-                for key in keys:
-                    out.pop(key, None)
-        return out
-
-    def _known_transaction_id(self, local_id: str) -> str | None:
-        """The id the CSMS knows: on 1.6 the integer StartTransaction.conf brought."""
-        if not isinstance(self.adapter, V16Adapter):
-            return local_id
-        assigned = self.adapter.csms_transaction_id(local_id)
-        return str(assigned) if assigned is not None else None
 
     async def run(self) -> int:
         """Run until stop() (exit 0) or a reset (RESTART)."""
@@ -556,25 +254,6 @@ class Agent:
         await self._shutdown(tasks)
         return RESTART if self._restart else 0
 
-    async def _start_sim(self) -> None:
-        """The mock control API (aiohttp, ~0.25 s to import) comes up once the first
-        BootNotification is answered, or after a second, so it never delays boot."""
-        await wait_event(self.adapter.first_answer, 1.0)
-        # Imported on a worker thread: the loop keeps talking to the CSMS meanwhile.
-        api = await asyncio.to_thread(importlib.import_module, "evse_agent.sim.api")
-        SimServer = api.SimServer  # noqa: N806 - a class
-
-        host, port = self.cfg.sim_listen
-        self._sim = SimServer(self.hw.mock, self.state, host, port, self._settle)
-        await self._sim.start()
-
-    async def _settle(self) -> None:
-        """Let the events a mock action produced reach the core and the hardware."""
-        for _ in range(3):
-            await asyncio.sleep(0)
-        while not (self._hw_commands.empty() and self._hal_events.empty()):
-            await asyncio.sleep(0.01)
-
     def stop(self) -> None:
         self._stopping.set()
 
@@ -613,19 +292,3 @@ class Agent:
             await self._sim.stop()
         await self.hw.stop()
         self.storage.close()
-
-
-def _device_of(action: m.Action) -> str:
-    """The HAL device a hardware command drives (DeviceFault.device)."""
-    return {m.OfferCurrent: "pilot", m.CloseContactor: "contactor",
-            m.OpenContactor: "contactor", m.ReleaseConnector: "lock",
-            m.ShowText: "display"}.get(type(action), "hardware")
-
-
-def _reason(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    return text.splitlines()[0][:200]
-
-
-def _frame_logger(direction: str, frame: str) -> None:
-    logging.getLogger("evse_agent.frames").debug("%s %s", direction, frame)
