@@ -14,15 +14,48 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from .config import Config
+
+
+def _launch_env(cfg: Config) -> dict[str, str] | None:
+    """At a start: the environment to re-exec with so that the active firmware slot's code
+    runs (config/firmware.md), None when the code running is already the right one."""
+    if cfg.firmware.installer != "slots":
+        return None
+    from .firmware.slots import launch_env
+
+    return launch_env(cfg.data_dir / "firmware", os.environ)
+
+
+def _restart_env(cfg: Config) -> dict[str, str]:
+    if cfg.firmware.installer != "slots":
+        return dict(os.environ)
+    from .firmware.slots import exec_env
+
+    return exec_env(cfg.data_dir / "firmware", os.environ)
+
+
+def _exec_agent(env: dict[str, str]) -> NoReturn:
+    # Same pid, so a supervisor sees no exit; PYTHONPATH in `env` picks the slot's code.
+    logging.shutdown()
+    os.execve(sys.executable, [sys.executable, "-m", "evse_agent", *sys.argv[1:]], env)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .agent import RESTART, Agent
     from .config import ConfigError, load
 
     try:
         cfg = load(Path(args.config))
+        if (env := _launch_env(cfg)) is not None:
+            _exec_agent(env)  # a fresh start: the active slot ships its own agent code
+        from .agent import RESTART, Agent
+
         agent = Agent(cfg)
+        if (env := _launch_env(cfg)) is not None:
+            _exec_agent(env)  # this start's trial check rolled back to other code
     except ConfigError as err:
         print(f"evse-agent: {err}", file=sys.stderr)
         return 2
@@ -47,10 +80,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"evse-agent: {err}", file=sys.stderr)
         return 1
     if code == RESTART:
-        # Reset: start again in place (same pid), so a supervisor sees no exit.
+        # Reset: start again in place, with the code of the slot active now.
         logging.getLogger("evse_agent").info("restarting")
-        logging.shutdown()
-        os.execv(sys.executable, [sys.executable, "-m", "evse_agent", *sys.argv[1:]])
+        _exec_agent(_restart_env(cfg))
     return code
 
 

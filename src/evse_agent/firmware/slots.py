@@ -3,6 +3,8 @@ replacing a symlink, roll back by switching again.
 
     firmware/a/manifest.json     the slot's bundle manifest (firmware_version, ...);
     firmware/a/payload/...       written last, so a slot with a manifest is complete
+    firmware/a/python/...        the agent's code when the bundle ships it: payload
+                                 `python.tar` unpacked; every start runs it (launch_env)
     firmware/b/...
     firmware/current -> a        replaced atomically: a new symlink, then os.replace()
     firmware/trial.json          trial record (trial.py)
@@ -18,6 +20,8 @@ import json
 import logging
 import os
 import shutil
+import sys
+from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SLOTS = ("a", "b")
+PYTHON_PAYLOAD = "python.tar"  # a tar of import trees: evse_agent/ (required), evse_hal/ ...
+PYTHON_DIR = "python"          # where it is unpacked in the slot; first on the module path
+# The slot directory this process chain put first on PYTHONPATH ("" for none): lets the
+# next start take it out again (rollback) and stops a start from re-executing twice.
+SLOT_PYTHON_ENV = "EVSE_AGENT_SLOT_PYTHON"
 
 
 class SlotInstaller(TrialInstaller):
@@ -94,6 +103,8 @@ class SlotInstaller(TrialInstaller):
                 shutil.rmtree(slot_dir)
             (slot_dir / "payload").mkdir(parents=True)
             _extract(bundle, slot_dir / "payload", manifest)
+            if (slot_dir / "payload" / PYTHON_PAYLOAD).is_file():
+                _unpack_python(slot_dir / "payload" / PYTHON_PAYLOAD, slot_dir / PYTHON_DIR)
             _write_atomic(slot_dir / "manifest.json", _manifest_json(manifest))
         except OSError as err:
             shutil.rmtree(slot_dir, ignore_errors=True)
@@ -192,3 +203,73 @@ def _extract(bundle: Path, dest: Path, manifest: Manifest) -> None:
 
     # `expected`: the file must still be the one whose manifest was verified.
     extract_payloads(bundle, dest, expected=manifest)
+
+
+def _unpack_python(tar: Path, dest: Path) -> None:
+    import tarfile
+
+    # The "data" filter refuses absolute names, "..", links out of dest and device files.
+    with tarfile.open(tar, "r:*") as archive:
+        archive.extractall(dest, filter="data")
+    if not all((dest / "evse_agent" / name).is_file() for name in ("__init__.py",
+                                                                   "__main__.py")):
+        raise InstallError(f"payload {PYTHON_PAYLOAD} holds no evse_agent package "
+                           "(evse_agent/__init__.py and __main__.py at its top)")
+    import compileall
+
+    # Compiled now: a syntax error fails the install, not a start, and starts stay fast.
+    if not compileall.compile_dir(dest, quiet=2):
+        raise InstallError(f"payload {PYTHON_PAYLOAD}: a module does not compile "
+                           f"(python {sys.version_info.major}.{sys.version_info.minor})")
+
+
+# -- running the active slot's code ----------------------------------------------------
+def slot_python(root: Path) -> Path | None:
+    """The active slot's python/ directory, resolved now (the switch at this moment is what
+    counts, and a later switch does not change the code this process loads); None when
+    there is no slot or the active one ships no code (then the installed package runs)."""
+    try:
+        slot = os.readlink(root / "current")
+    except OSError:
+        return None
+    path = root / slot / PYTHON_DIR
+    if slot not in SLOTS or not path.is_dir():
+        return None
+    return path.resolve()
+
+
+def exec_env(root: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for the next start of the agent (a restart re-execs with it): the
+    active slot's python/ first on PYTHONPATH, the slot an earlier start put there taken
+    out. Unchanged when no slot code was ever involved."""
+    env = dict(environ)
+    old = env.get(SLOT_PYTHON_ENV, "")
+    new = slot_python(root)
+    if new is None and SLOT_PYTHON_ENV not in env:
+        return env
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != old]
+    if new is not None:
+        parts.insert(0, str(new))
+    if parts:
+        env["PYTHONPATH"] = os.pathsep.join(parts)
+    else:
+        env.pop("PYTHONPATH", None)
+    env[SLOT_PYTHON_ENV] = "" if new is None else str(new)
+    return env
+
+
+def launch_env(root: Path, environ: Mapping[str, str]) -> dict[str, str] | None:
+    """At start, before anything else: the environment to re-exec with when the code
+    running is not the active slot's (a fresh start from the installed package, or a
+    slot's code after a rollback to a slot without code); None to run on here."""
+    want = slot_python(root)
+    here = Path(__file__).resolve().parents[2]  # the directory holding evse_agent/
+    marker = environ.get(SLOT_PYTHON_ENV)
+    if want is None:
+        return exec_env(root, environ) if marker and here == Path(marker) else None
+    if here == want:
+        return None
+    if marker == str(want):  # already re-executed for this slot: never loop
+        log.warning("%s did not provide evse_agent; running %s", want, here)
+        return None
+    return exec_env(root, environ)
