@@ -25,6 +25,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/footprint.py
+	$(BIN)/python bench/card_latency.py
+	$(BIN)/python bench/tls.py
+	$(BIN)/python bench/firmware.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
