@@ -165,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("evse_agent.frames").setLevel(logging.DEBUG)
     else:
         logging.getLogger("evse_agent.frames").setLevel(logging.INFO)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `evse-agent bundle inspect F | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ and a CSMS operator use. Errors are one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,18 @@ def test_real_command_line(pki: dict[str, Path]) -> None:
                              str(pki["cert"])], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "does not match" in result.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`evse-agent bundle inspect F | head -1`: the reader leaves early; no traceback."""
+    out = tmp_path / "b.bundle"
+    assert main(["bundle", "build", "--version", "1.0.0", "--output", str(out)]) == 0
+    read, write = os.pipe()
+    os.close(read)  # nobody reads: the first write raises BrokenPipeError
+    proc = subprocess.run(
+        [sys.executable, "-m", "evse_agent", "bundle", "inspect", str(out)],
+        stdout=write, stderr=subprocess.PIPE, text=True, timeout=60,
+    )
+    os.close(write)
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 141
